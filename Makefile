@@ -1,0 +1,33 @@
+# Every target uses the virtual environment at .venv, created by `make setup`.
+PY := .venv/bin/python
+STAMP := .venv/.ddsweep-installed
+export OMP_NUM_THREADS ?= 2
+export WANDB_SILENT ?= true
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	# W&B's sweep engine declares numpy<2 but works with numpy 2: install it without its pin.
+	$(PY) -m pip install -q --no-deps 'sweeps>=0.2'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m pipeline.cli sweep sweeps/demo.yaml --local --output runs/demo
+	$(PY) -m pipeline.cli report runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) bench/bench_sweep.py
+
+clean:
+	rm -rf runs reports
