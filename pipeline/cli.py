@@ -1,0 +1,73 @@
+"""`ddsweep` command line: train, sweep, report, plane. User mistakes end in one line, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipeline.errors import UserError
+
+USAGE = """usage: ddsweep COMMAND [ARGS]
+
+commands:
+  train    train one run (one width and noise level, several seeds): ddsweep train --config FILE [--key=value ...]
+  sweep    run a W&B sweep file, online through W&B agents or offline with the local engine
+  report   turn a sweep's run directories into figures and an HTML page
+  plane    draw decision planes from a saved run's checkpoint
+
+`ddsweep COMMAND --help` describes each command."""
+
+
+def train_main(argv: list[str]) -> int:
+    from pipeline.config import Config, known_keys
+
+    parser = argparse.ArgumentParser(
+        prog="ddsweep train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train one run: S seeds of one model width and label-noise level. Writes "
+                    "<output_dir>/<run_name>/ (config.yaml, metrics.jsonl, summary.json, planes/, checkpoints/) "
+                    "and logs to W&B (offline unless logged in). Running the same command again resumes.",
+        epilog="overrides: --section.key=value (W&B's ${args} form), applied after --config. Keys:\n  "
+               + "\n  ".join(sorted(known_keys(Config())))
+               + "\nplus family/source options such as --model.depth=3 or --data.num_samples=4000."
+               + "\n--wandb=disabled is short for --wandb.mode=disabled.")
+    parser.add_argument("--config", help="YAML file with config sections (model, data, train, ...)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    args, overrides = parser.parse_known_args(argv)
+
+    from pipeline.config import load_config
+
+    cfg = load_config(args.config, overrides)
+    from pipeline.run import train_run
+
+    return train_run(cfg, argv=["ddsweep", "train", *argv], verbose=not args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        if command == "train":
+            return train_main(rest)
+        if command == "sweep":
+            from pipeline.sweep import main as sweep_main
+            return sweep_main(rest)
+        if command == "report":
+            from pipeline.report import main as report_main
+            return report_main(rest)
+        if command == "plane":
+            from pipeline.plane_cli import main as plane_main
+            return plane_main(rest)
+        print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane",
+              file=sys.stderr)
+        return 2
+    except UserError as err:
+        print(f"ddsweep: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

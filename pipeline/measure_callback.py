@@ -1,0 +1,181 @@
+"""The measurement schedule: decision planes, region counts, seed agreement, margins, pictures.
+
+The callback only schedules; every number comes from the pure functions in pipeline.measure.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from pipeline.measure.evaluate import as_logits_fn
+from pipeline.measure.margin import geometric_steps, margin_summary, margins
+from pipeline.measure.planes import PlaneGrid, predict_planes
+from pipeline.measure.regions import count_regions_batch, segment_counts, summarize
+from pipeline.measure.repro import pd_l1, plane_agreement, test_disagreement
+from pipeline.measure.triplets import draw_pairs, draw_triplets
+from pipeline.rundir import atomic_write_bytes
+
+AGREEMENT_FAMILY = "test_distinct"  # METHODS: test triplets of three distinct classes
+
+
+class DecisionPlanes(L.Callback):
+    """Every `planes.every_n_epochs` epochs (and at the last epoch) logs:
+
+    regions/<family>/mean|median|std (per seed as .../seed<N>, bare = mean over seeds),
+    regions1d/mean, repro/plane_agreement, repro/test_disagreement, repro/pd_l1 (S ≥ 2 only),
+    margin/clean/mean|median, margin/mislabeled/mean|median (when margin.points > 0);
+    and every `planes.draw_every_n_epochs` epochs (and at the last) draws the first `planes.draw`
+    planes of each family: planes/<family>_<i>_e<epoch>.png (first seed), ..._seeds_e<epoch>.png
+    (seeds side by side, disagreement marked) and the raw label maps ..._e<epoch>.npz.
+
+    Triplets and pairs are drawn once from `planes.seed` and kept in `state_dict`, so a resumed run
+    and every run of a sweep (same data, same seed) measure the same planes.
+    """
+
+    def __init__(self, cfg, run_dir, dataset, labels, log, seeds: list[int]):
+        self.cfg = cfg
+        self.p = cfg.planes
+        self.run_dir = run_dir
+        self.dataset = dataset
+        self.labels = labels
+        self.log = log
+        self.seeds = list(seeds)
+        self.indices: dict[str, torch.Tensor] = {}
+        self.title = (f"{cfg.model.name} k={cfg.model.width}, {cfg.data.name}, "
+                      f"{cfg.data.noise.kind} noise {cfg.data.noise.rate:g}")
+
+    # ---------------------------------------------------------------- state
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if not self.indices:
+            self.indices = draw_indices(self.cfg, self.dataset, self.labels, len(self.seeds))
+
+    def state_dict(self) -> dict:
+        return {k: v.clone() for k, v in self.indices.items()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.indices = {k: v.clone() for k, v in state_dict.items()}
+
+    # ---------------------------------------------------------------- schedule
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        last = epoch == trainer.max_epochs
+        if self.p.every_n_epochs and (epoch % self.p.every_n_epochs == 0 or last):
+            self._measure(pl_module, epoch)
+        if self.p.draw and self.p.every_n_epochs and (epoch % self.p.draw_every_n_epochs == 0 or last):
+            self._draw(pl_module, epoch)
+
+    def _inputs(self, idx: torch.Tensor, test: bool, device) -> torch.Tensor:
+        x = self.dataset.x_test if test else self.dataset.x_train
+        return x[idx].to(device)
+
+    def _measure(self, pl_module, epoch: int) -> None:
+        fn = as_logits_fn(pl_module.net)
+        device = pl_module.device
+        amp = torch.bfloat16 if device.type == "cuda" else None
+        kw = dict(max_points_per_call=self.p.max_points_per_call, amp_dtype=amp)
+        out = self.log.metrics
+        for fam in self.p.families:
+            anchors = self._inputs(self.indices[f"planes/{fam}"], fam == "test", device)  # [T, 3, *shape]
+            maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)   # [S, T, R, R]
+            for stat, value in summarize(count_regions_batch(maps)).items():
+                out[f"regions/{fam}/{stat}"] = value
+        if "pairs1d" in self.indices:
+            pairs = self._inputs(self.indices["pairs1d"], False, device)  # [P, 2, *shape]
+            counts = segment_counts(fn, pairs[:, 0], pairs[:, 1], self.cfg.regions1d.points, **kw)
+            out["regions1d/mean"] = counts.double().mean(dim=1)
+        if "agreement" in self.indices:
+            anchors = self._inputs(self.indices["agreement"], True, device)
+            maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)
+            out["repro/plane_agreement"] = plane_agreement(maps)
+            test_logits = pl_module.eval_logits.get("test")
+            if test_logits is not None:
+                out["repro/test_disagreement"] = test_disagreement(test_logits)
+                out["repro/pd_l1"] = pd_l1(test_logits)
+        if "margin" in self.indices:
+            idx = self.indices["margin"]
+            pairs = self._inputs(idx, False, device)
+            m = margins(fn, pairs[:, 0], pairs[:, 1], geometric_steps(
+                self.cfg.margin.max_step / 2 ** 10, self.cfg.margin.max_step, self.cfg.margin.steps), **kw)
+            for key, value in margin_summary(m, self.labels.changed[idx[:, 0]]).items():
+                out[f"margin/{key}"] = value
+
+    def _draw(self, pl_module, epoch: int) -> None:
+        fn = as_logits_fn(pl_module.net)
+        for fam in self.p.families:
+            idx = self.indices[f"planes/{fam}"][: self.p.draw]
+            anchors = self._inputs(idx, fam == "test", pl_module.device)
+            images = draw_planes(fn, anchors, idx, fam, self.dataset, self.labels, seeds=self.seeds,
+                                 resolution=self.p.draw_resolution, margin=self.p.draw_margin,
+                                 title=f"{self.title}\n{fam} plane {{t}}, epoch {epoch}, {{regions}} regions",
+                                 stem=str(self.run_dir.planes / f"{fam}_{{t}}"), suffix=f"e{epoch:04d}",
+                                 max_points_per_call=self.p.max_points_per_call)
+            self.log.images.update(images)
+
+
+def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolution: int, margin: float,
+                title: str, stem: str, suffix: str, max_points_per_call: int, plane_ids=None) -> dict:
+    """Draw the planes through `anchors` [T, 3, *shape] (train or test indices `idx` [T, 3] of family
+    `fam`): <stem>_<suffix>.png (first seed), <stem>_seeds_<suffix>.png (all seeds, disagreement
+    marked) and <stem>_<suffix>.npz (raw label maps). `title` and `stem` may use {t} (the plane's
+    number in its family: `plane_ids[t]`, default t) and {regions}. Returns W&B image key → PNG path."""
+    from pipeline.plots import draw_plane, draw_plane_pair, save_figure
+
+    test = fam == "test"
+    names = list(dataset.class_names)
+    maps = predict_planes(fn, anchors, resolution, margin, max_points_per_call=max_points_per_call)  # [S, T, R, R]
+    grid = PlaneGrid(anchors, resolution, margin)
+    regions = count_regions_batch(maps[0])
+    images = {}
+    plane_ids = list(range(idx.shape[0])) if plane_ids is None else list(plane_ids)
+    for t, pid in enumerate(plane_ids):
+        noisy = (dataset.y_test if test else labels.noisy)[idx[t]].tolist()
+        true = (dataset.y_test if test else labels.clean)[idx[t]].tolist()
+        mis = [False] * 3 if test else labels.changed[idx[t]].tolist()
+        common = dict(class_names=names, anchor_labels=noisy, anchor_true_labels=true,
+                      anchor_mislabeled=mis, num_classes=dataset.num_classes)
+        u, v, coords = grid.u[t].cpu().numpy(), grid.v[t].cpu().numpy(), grid.coords[t].cpu().numpy()
+        head = stem.format(t=pid)
+        text = title.format(t=pid, regions=int(regions[t]))
+        fig = draw_plane(maps[0, t].cpu().numpy(), u, v, coords, title=text, **common)
+        images[f"planes/{fam}_{pid}"] = save_figure(fig, f"{head}_{suffix}.png")
+        if maps.shape[0] > 1:
+            fig = draw_plane_pair(maps[:, t].cpu().numpy(), u, v, coords, title=text,
+                                  seed_names=[f"seed {s}" for s in seeds], **common)
+            images[f"planes/{fam}_{pid}_seeds"] = save_figure(fig, f"{head}_seeds_{suffix}.png")
+        save_npz(f"{head}_{suffix}.npz", labels=maps[:, t].cpu().numpy(), u=u, v=v, anchors=coords,
+                 anchor_labels=np.array(noisy), anchor_true=np.array(true), anchor_mislabeled=np.array(mis),
+                 class_names=np.array(names), regions=np.array(int(regions[t])))
+    return images
+
+
+def save_npz(path: str, **arrays) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def draw_indices(cfg, dataset, labels, n_seeds: int) -> dict[str, torch.Tensor]:
+    """Every triplet and pair a run measures, drawn once from `planes.seed` in a fixed order."""
+    p = cfg.planes
+    gen = torch.Generator().manual_seed(p.seed)
+    common = dict(y_noisy=labels.noisy, y_clean=labels.clean, changed=labels.changed, x=dataset.x_train,
+                  y_test=dataset.y_test, x_test=dataset.x_test)
+    out = {f"planes/{fam}": draw_triplets(fam, p.n_planes, generator=gen, **common) for fam in p.families}
+    if n_seeds > 1 and p.agreement_triplets:
+        out["agreement"] = draw_triplets(AGREEMENT_FAMILY, p.agreement_triplets, generator=gen, **common)
+    n = len(dataset.x_train)
+    if cfg.regions1d.pairs:
+        out["pairs1d"] = draw_pairs(cfg.regions1d.pairs, generator=gen, n_points=n, x=dataset.x_train)
+    if cfg.margin.points:
+        out["margin"] = draw_pairs(cfg.margin.points, generator=gen, n_points=n, x=dataset.x_train)
+    return out
+
+
+def measurement_callbacks(cfg, run_dir, dataset, labels, log, seeds) -> list:
+    if not cfg.planes.every_n_epochs:
+        return []
+    return [DecisionPlanes(cfg, run_dir, dataset, labels, log, seeds)]

@@ -1,0 +1,95 @@
+"""The LightningModule: S seeds of one network trained together. Loss, optimizer, one shared step.
+
+The network is injected (models.create_model with copies=S, or a SeedList of S separate models);
+it maps x [S, B, *in_shape] → logits [S, B, C]. The summed per-seed loss gives every seed exactly
+the gradient it would get alone, and Adam/SGD act elementwise, so S seeds trained together follow
+the same trajectories as S separate runs.
+
+The module logs nothing and writes nothing: each evaluation epoch it keeps the un-augmented
+train-set and test-set logits, which the epoch recorder turns into the double-descent bookkeeping
+metrics and the measurement callbacks reuse (test-set seed agreement).
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import TrainConfig
+
+
+class DDModule(L.LightningModule):
+    def __init__(self, net: nn.Module, *, seeds: list[int], train: TrainConfig, steps_per_epoch: int):
+        super().__init__()
+        self.net = net
+        self.seeds = list(seeds)
+        self.hp = train
+        self.steps_per_epoch = steps_per_epoch
+        self.register_buffer("_step_loss_sum", torch.zeros(len(seeds)), persistent=False)
+        self._step_count = 0
+        self._eval_parts: dict[int, list[torch.Tensor]] = {}
+        self.eval_logits: dict[str, torch.Tensor] = {}  # "train" / "test" → [S, N, C], last evaluation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def model_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [S, B, ...], y [S, B] → per-seed mean loss [S], logits [S, B, C]."""
+        logits = self.net(x)
+        S, B, C = logits.shape
+        loss = F.cross_entropy(logits.reshape(S * B, C).float(), y.reshape(S * B), reduction="none")
+        return loss.view(S, B).mean(dim=1), logits
+
+    # ---------------------------------------------------------------- training
+    def on_train_epoch_start(self) -> None:
+        self._step_loss_sum.zero_()
+        self._step_count = 0
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss, _ = self.model_step(x, y)
+        self._step_loss_sum += loss.detach()  # stays on the device: no host sync per step
+        self._step_count += 1
+        return loss.sum()
+
+    def step_loss(self) -> torch.Tensor:
+        """Mean mini-batch training loss of this epoch per seed [S] (augmented data, train mode)."""
+        return self._step_loss_sum / max(self._step_count, 1)
+
+    # ---------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._eval_parts = {}
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x = batch[0]
+        self._eval_parts.setdefault(dataloader_idx, []).append(self.net(x.unsqueeze(0)).float())
+
+    def on_validation_epoch_end(self) -> None:
+        names = {0: "train", 1: "test"}
+        self.eval_logits = {names[i]: torch.cat(parts, dim=1) for i, parts in self._eval_parts.items()}
+        self._eval_parts = {}
+
+    # ---------------------------------------------------------------- optimization
+    def configure_optimizers(self):
+        hp = self.hp
+        if hp.optimizer == "adam":
+            opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        factor = lr_factor(hp, total_steps=hp.epochs * self.steps_per_epoch)
+        if factor is None:
+            return opt
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(hp: TrainConfig, total_steps: int):
+    """Multiplier of the base learning rate at gradient step t, or None for a constant rate."""
+    if hp.schedule == "cosine":
+        return lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / max(total_steps, 1)))
+    if hp.schedule == "inv_sqrt":  # Nakkiran et al.: lr0 / sqrt(1 + floor(t / 512))
+        return lambda t: 1.0 / math.sqrt(1.0 + t // hp.schedule_step)
+    return None

@@ -1,0 +1,185 @@
+"""The run directory: the local, always-written copy of everything a run produces.
+
+    <output_dir>/<run_name>/
+        config.yaml      resolved config + provenance (versions, git commit, command)
+        metrics.jsonl    one JSON object per epoch, each epoch exactly once
+        summary.json     status (running, finished, failed, diverged), error, final metrics
+        planes/          decision-plane pictures (PNG) and their raw label maps (NPZ)
+        checkpoints/     last.ckpt (and prev.ckpt, the one before it)
+
+Every file is written atomically (temporary file, fsync, rename), so a kill at any moment leaves
+either the old or the new version, never half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import UserError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tensors and numpy scalars → plain numbers. NaN/inf stay as JSON's NaN/Infinity tokens (Python's
+    json reads them back): turning them into null would hide a divergence."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def default_run_name(cfg_dict: dict) -> str:
+    """Readable and unique per resolved config: same config → same directory → resume."""
+    m, d = cfg_dict["model"], cfg_dict["data"]
+    stable = {k: v for k, v in cfg_dict.items() if k not in ("wandb", "output_dir", "run_name")}
+    digest = hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    noise = d["noise"]
+    return f"{d['name']}-{m['name']}-k{m['width']}-{noise['kind']}{noise['rate']:g}-{digest}"
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    import lightning
+    import numpy
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "lightning": lightning.__version__, "numpy": numpy.__version__}
+    try:
+        import wandb
+        versions["wandb"] = wandb.__version__
+    except ImportError:  # W&B is optional at run time; the run directory is the record
+        pass
+    try:
+        from importlib.metadata import version
+        versions["ddsweep"] = version("ddsweep")
+    except Exception:
+        versions["ddsweep"] = None
+    return {"versions": versions, "git_commit": _git_commit(), "command": argv or sys.argv,
+            "host": platform.node(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+class RunDir:
+    """Owns the files of one run. Only one process writes a run directory at a time."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.summary_path = self.path / "summary.json"
+        self.config_path = self.path / "config.yaml"
+        self.planes = self.path / "planes"
+        self.checkpoints = self.path / "checkpoints"
+
+    # ------------------------------------------------------------------ creation
+    def create(self) -> None:
+        try:
+            for p in (self.path, self.planes, self.checkpoints):
+                p.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"output_dir: cannot create {err.filename or self.path}: {err.strerror}") from None
+        if not os.access(self.path, os.W_OK):
+            raise UserError(f"output_dir: {self.path} is not writable")
+
+    def write_config(self, cfg_dict: dict, prov: dict) -> None:
+        atomic_write_text(self.config_path, yaml.safe_dump({**cfg_dict, "provenance": prov}, sort_keys=False))
+
+    def saved_config(self) -> dict | None:
+        if not self.config_path.is_file():
+            return None
+        raw = yaml.safe_load(self.config_path.read_text()) or {}
+        raw.pop("provenance", None)
+        return raw
+
+    # ------------------------------------------------------------------ metrics
+    def read_metrics(self) -> list[dict]:
+        """Every complete line; a torn last line (killed mid-write) is dropped."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def truncate_metrics(self, keep_through_epoch: int) -> None:
+        """On resume: keep rows of epochs already covered by the checkpoint, drop the rest, so every
+        epoch appears exactly once after the resumed run writes its own."""
+        rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= keep_through_epoch]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def append_metrics(self, row: dict) -> None:
+        line = json.dumps(to_jsonable(row), allow_nan=True) + "\n"
+        try:
+            with open(self.metrics_path, "a") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            raise UserError(f"cannot write {self.metrics_path}: {err.strerror or err}") from None
+
+    # ------------------------------------------------------------------ summary
+    def read_summary(self) -> dict | None:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def write_summary(self, **fields) -> None:
+        summary = {**(self.read_summary() or {}), **fields}
+        atomic_write_text(self.summary_path, json.dumps(to_jsonable(summary), indent=2, allow_nan=True))
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """Last value of every metric over the epochs (measurement metrics come from their last epoch)."""
+    final: dict = {}
+    for row in rows:
+        final.update({k: v for k, v in row.items() if k not in ("time",)})
+    return final
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,133 @@
+"""Weights & Biases, decided before `wandb.init` and never allowed to stop a run.
+
+Mode: the config's `wandb.mode`, else `WANDB_MODE`, else online when an API key is configured
+(`wandb login` or `WANDB_API_KEY`), else offline: never a prompt, never a hang. If an online init
+fails (no network, bad key) the run falls back to offline; if W&B fails mid-run the run goes on
+and the run directory, which receives every metric first, stays the record.
+"""
+from __future__ import annotations
+
+import netrc
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ONLINE_INIT_TIMEOUT_S = 30.0
+_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+              "disabled": "disabled"}
+
+
+def has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(requested: str | None = None) -> str:
+    """online | offline | disabled, from the config, then the environment, then the login state."""
+    if requested:
+        return requested
+    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes"):
+        return "disabled"
+    env = os.environ.get("WANDB_MODE", "").lower()
+    if env in _ENV_MODES:
+        return _ENV_MODES[env]
+    return "online" if has_api_key() else "offline"
+
+
+def warn(message: str) -> None:
+    print(f"ddsweep: warning: {message}", file=sys.stderr, flush=True)
+
+
+class Tracker:
+    """A W&B run that can fail without taking the training run with it."""
+
+    def __init__(self, mode: str, *, project: str, entity: str | None, group: str | None, tags: list,
+                 run_dir: Path, run_id: str, name: str, config: dict):
+        self.mode = mode
+        self.run = None
+        self.run_dir = Path(run_dir)
+        self._failed = False
+        if mode == "disabled":
+            return
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            warn("wandb is not installed; metrics go to the run directory only")
+            self.mode = "disabled"
+            return
+        kwargs = dict(project=project, entity=entity, group=group, tags=list(tags) or None,
+                      dir=str(self.run_dir), name=name, config=config, resume="allow", reinit=True)
+        if not os.environ.get("WANDB_SWEEP_ID"):  # a W&B agent chooses the run id itself
+            kwargs["id"] = run_id
+        self.run = self._init(mode, kwargs)
+
+    def _init(self, mode: str, kwargs: dict):
+        import wandb
+
+        settings = wandb.Settings(init_timeout=ONLINE_INIT_TIMEOUT_S, silent=True)
+        try:
+            return wandb.init(mode=mode, settings=settings, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any W&B failure must not stop training
+            if mode != "online":
+                warn(f"W&B could not start ({type(err).__name__}: {err}); metrics go to the run directory only")
+                self.mode = "disabled"
+                return None
+            warn(f"W&B online init failed ({type(err).__name__}); logging offline instead")
+            self.mode = "offline"
+            return self._init("offline", kwargs)
+
+    @property
+    def active(self) -> bool:
+        return self.run is not None and not self._failed
+
+    def log(self, metrics: dict, step: int, images: dict | None = None) -> None:
+        if not self.active:
+            return
+        try:
+            import wandb
+
+            payload = dict(metrics)
+            for key, path in (images or {}).items():
+                payload[key] = wandb.Image(str(path))
+            self.run.log(payload, step=step)
+        except Exception as err:  # noqa: BLE001
+            self._fail(err)
+
+    def summary(self, values: dict) -> None:
+        if not self.active:
+            return
+        try:
+            self.run.summary.update(values)
+        except Exception as err:  # noqa: BLE001
+            self._fail(err)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish(exit_code=exit_code)
+        except Exception as err:  # noqa: BLE001
+            self._fail(err)
+        if self.mode == "offline" or self._failed:
+            print(f"ddsweep: W&B run kept offline; upload it later with: {self.sync_command()}", file=sys.stderr)
+
+    def sync_command(self) -> str:
+        return f"wandb sync {self.run_dir / 'wandb'}/offline-run-*"
+
+    def info(self) -> dict:
+        return {"mode": self.mode, "id": getattr(self.run, "id", None),
+                "url": getattr(self.run, "url", None) if self.mode == "online" else None,
+                "sync": self.sync_command() if self.mode == "offline" else None}
+
+    def _fail(self, err: Exception) -> None:
+        if not self._failed:
+            warn(f"W&B stopped working ({type(err).__name__}: {err}); training goes on, "
+                 f"every metric is in {self.run_dir}")
+        self._failed = True
