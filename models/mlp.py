@@ -1,0 +1,31 @@
+"""`mlpk`: input flattened, `depth` hidden layers of width k (linear + activation), linear head.
+No normalization. MNIST-1D's double-descent MLP is 40 -> k -> k -> 10 (depth 2)."""
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from torch import nn
+
+from models.base import FusedModel, check_min
+from models.layers import PLinear, make_activation
+from models.registry import register_model
+
+
+class MLP(FusedModel):
+    def __init__(self, width, in_shape, num_classes, copies, depth: int, act: Callable[[], nn.Module]):
+        super().__init__(width, in_shape, num_classes, copies)
+        dims = [math.prod(in_shape)] + [width] * depth
+        self.features = nn.Sequential(*[m for din, dout in zip(dims, dims[1:])
+                                        for m in (PLinear(copies, din, dout), act())])
+        self.head = PLinear(copies, width, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x.flatten(2))  # [S or 1, B, F] -> [S, B, k]
+
+
+@register_model
+def mlpk(width, in_shape, num_classes, activation, copies, depth: int = 2, smelu_beta: float = 1.0):
+    check_min("depth", depth, 1)
+    return MLP(width, in_shape, num_classes, copies, depth, partial(make_activation, activation, smelu_beta))

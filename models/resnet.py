@@ -1,0 +1,64 @@
+"""`resnet18k`: PreAct-ResNet18 with stage widths [k, 2k, 4k, 8k] (He et al. 2016, identity mappings;
+the CIFAR variant of the double-descent papers: 3x3 stride-1 stem, no stem pooling).
+
+As in the reference implementation the papers used (kuangliu/pytorch-cifar's PreActResNet18, which
+Nakkiran et al.'s `make_resnet18k` widens), the last block's output goes straight to the global
+average pool: no final BN-act. k=64 with 3x32x32 inputs and 10 classes is then the standard PreAct
+ResNet18 with 11,171,146 parameters. Any (C, H, W) works: the pool is adaptive.
+"""
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import FusedModel, image_shape
+from models.layers import PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation, to_grouped
+from models.registry import register_model
+
+
+class PreActBlock(nn.Module):
+    """BN-act-conv3x3, BN-act-conv3x3, plus the input (or a 1x1 conv of BN-act(input) when the
+    shape changes). [B, S*Cin, H, W] -> [B, S*Cout, H/stride, W/stride]."""
+
+    def __init__(self, copies: int, cin: int, cout: int, stride: int, act: Callable[[], nn.Module]):
+        super().__init__()
+        self.bn1, self.act1 = PBatchNorm2d(copies, cin), act()
+        self.conv1 = PConv2d(copies, cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.act2 = PBatchNorm2d(copies, cout), act()
+        self.conv2 = PConv2d(copies, cout, cout, 3, 1, 1, bias=False)
+        reshape = stride != 1 or cin != cout
+        self.shortcut = PConv2d(copies, cin, cout, 1, stride, bias=False) if reshape else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        return self.conv2(self.act2(self.bn2(out))) + skip
+
+
+class PreActResNet18(FusedModel):
+    def __init__(self, width, in_shape, num_classes, copies, act: Callable[[], nn.Module]):
+        super().__init__(width, in_shape, num_classes, copies)
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        self.stem = PConv2d(copies, in_shape[0], width, 3, 1, 1, bias=False)
+        blocks, cin = [], width
+        for cout, stride in zip(widths, [1, 2, 2, 2]):
+            blocks += [PreActBlock(copies, cin, cout, stride, act), PreActBlock(copies, cout, cout, 1, act)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = PLinear(copies, cin, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(to_grouped(x, self.copies)))  # [B, S*8k, H', W']
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # [B, S*8k]
+        return from_grouped(x, self.copies)  # [S, B, 8k]
+
+
+@register_model
+def resnet18k(width, in_shape, num_classes, activation, copies, smelu_beta: float = 1.0):
+    in_shape = image_shape("resnet18k", in_shape)
+    return PreActResNet18(width, in_shape, num_classes, copies,
+                          partial(make_activation, activation, smelu_beta))

@@ -1,0 +1,67 @@
+"""Reproducibility between S models trained alike (METHODS.md, "Reproducibility between two
+models trained alike").
+
+Each metric has a pairwise form, a float64 ``[S, S]`` matrix (symmetric; diagonal = the value of a
+model against itself), and a summary: the mean over all pairs i < j, or None when S = 1 (there is
+no pair to compare, which is not the same as perfect agreement).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+
+def mean_over_pairs(matrix: Tensor) -> float | None:
+    """Mean of the entries i < j of a pairwise matrix ``[S, S]``; None when S = 1."""
+    S = matrix.shape[0]
+    if S < 2:
+        return None
+    i, j = torch.triu_indices(S, S, offset=1)
+    return float(matrix[i, j].double().mean())
+
+
+def _pairwise(x: Tensor, fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    S = x.shape[0]
+    out = torch.zeros(S, S, dtype=torch.float64)
+    for i in range(S):
+        for j in range(S):
+            out[i, j] = fn(x[i], x[j]) if i <= j else out[j, i]
+    return out
+
+
+def plane_agreement_matrix(labels: Tensor) -> Tensor:
+    """``[S, S]``: fraction of all grid points of ``labels [S, T, R, R]`` (any trailing shape)
+    where models i and j predict the same class."""
+    flat = labels.reshape(labels.shape[0], -1)
+    return _pairwise(flat, lambda a, b: (a == b).double().mean())
+
+
+def plane_agreement(labels: Tensor) -> float | None:
+    """Plane agreement of ``labels [S, T, R, R]``, mean over pairs (1.0 for identical models)."""
+    return mean_over_pairs(plane_agreement_matrix(labels))
+
+
+def disagreement_matrix(logits: Tensor) -> Tensor:
+    """``[S, S]``: ΔH = mean over x of 1[argmax p_i(x) ≠ argmax p_j(x)] from ``logits [S, N, C]``."""
+    pred = logits.argmax(dim=-1)  # [S, N]
+    return _pairwise(pred, lambda a, b: (a != b).double().mean())
+
+
+def test_disagreement(logits: Tensor) -> float | None:
+    """Top-1 disagreement ΔH of ``logits [S, N, C]``, mean over pairs."""
+    return mean_over_pairs(disagreement_matrix(logits))
+
+
+def pd_l1_matrix(logits: Tensor) -> Tensor:
+    """``[S, S]``: Δ1 = mean over x of ½ Σ_k |p_i(k|x) − p_j(k|x)| (softmax probabilities) from
+    ``logits [S, N, C]``."""
+    probs = logits.double().softmax(dim=-1)  # [S, N, C]
+    return _pairwise(probs, lambda a, b: 0.5 * (a - b).abs().sum(dim=-1).mean())
+
+
+def pd_l1(logits: Tensor) -> float | None:
+    """L1 prediction difference Δ1 of ``logits [S, N, C]``, mean over pairs."""
+    return mean_over_pairs(pd_l1_matrix(logits))

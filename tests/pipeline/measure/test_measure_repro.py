@@ -1,0 +1,66 @@
+import math
+
+import pytest
+import torch
+
+from pipeline.measure.repro import (
+    disagreement_matrix,
+    mean_over_pairs,
+    pd_l1,
+    pd_l1_matrix,
+    plane_agreement,
+    plane_agreement_matrix,
+    test_disagreement as disagreement,  # not collected as a test
+)
+
+
+def test_identical_models():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 20, 5, generator=g).expand(2, 20, 5)
+    labels = torch.randint(0, 5, (1, 3, 6, 6), generator=g).expand(2, 3, 6, 6)
+    assert plane_agreement(labels) == 1.0
+    assert disagreement(logits) == 0.0
+    assert pd_l1(logits) == 0.0
+
+
+def test_class_swapped_model():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(30, 2, generator=g)
+    swapped = logits.flip(-1)
+    both = torch.stack([logits, swapped])
+    assert disagreement(both) == 1.0  # no ties with continuous logits
+    p = logits.double().softmax(-1)
+    expected = (p[:, 0] - p[:, 1]).abs().mean().item()  # ½(|p0−p1| + |p1−p0|)
+    assert pd_l1(both) == pytest.approx(expected, abs=1e-12)
+    labels = torch.stack([torch.zeros(2, 4, 4), torch.ones(2, 4, 4)]).long()
+    assert plane_agreement(labels) == 0.0
+
+
+def test_single_model_gives_none_not_zero():
+    assert plane_agreement(torch.zeros(1, 2, 3, 3, dtype=torch.long)) is None
+    assert disagreement(torch.zeros(1, 4, 3)) is None
+    assert pd_l1(torch.zeros(1, 4, 3)) is None
+
+
+def test_pd_l1_by_hand():
+    p1 = torch.tensor([[0.4, 0.6], [0.2, 0.8]])
+    p2 = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    logits = torch.stack([p1.log(), p2.log()])
+    # point 1: ½(0.5 + 0.5) = 0.5; point 2: 0; mean 0.25
+    assert pd_l1(logits) == pytest.approx(0.25, abs=1e-6)
+    assert disagreement(logits) == 0.5
+
+
+def test_mean_over_pairs_with_three_models():
+    labels = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 0, 1]])
+    m = plane_agreement_matrix(labels)
+    assert torch.equal(m, m.T) and torch.all(m.diagonal() == 1)
+    assert m[0, 1] == 0.75 and m[0, 2] == 0.25 and m[1, 2] == 0.5
+    assert plane_agreement(labels) == pytest.approx(0.5)
+    onehot = torch.nn.functional.one_hot(labels, 2).float() * 50  # near-hard probabilities
+    d = disagreement_matrix(onehot)
+    torch.testing.assert_close(d, 1 - m)
+    assert disagreement(onehot) == pytest.approx(0.5)
+    assert pd_l1(onehot) == pytest.approx(0.5, abs=1e-6)
+    assert mean_over_pairs(torch.tensor([[0., 1., 2.], [1., 0., 3.], [2., 3., 0.]])) == 2.0
+    assert math.isclose(pd_l1_matrix(onehot)[0, 2].item(), 0.75, abs_tol=1e-6)
