@@ -1,0 +1,16 @@
+"""Datasets by name, label noise, and batches resident on the training device.
+
+    dataset = load_source("digits")
+    labels = apply_label_noise(dataset.y_train, dataset.num_classes, kind="symmetric", rate=0.2, seed=0)
+"""
+
+from data.loader import Augment, DeviceBatches, EvalBatches, eval_batches, shuffle_order
+from data.module import DDDataModule
+from data.noise import NOISE_KINDS, NoisyLabels, apply_label_noise
+from data.sources import Dataset, list_sources, load_source, register_source, source_options
+
+__all__ = [
+    "Augment", "DDDataModule", "Dataset", "DeviceBatches", "EvalBatches", "NOISE_KINDS", "NoisyLabels",
+    "apply_label_noise", "eval_batches", "list_sources", "load_source", "register_source", "shuffle_order",
+    "source_options",
+]

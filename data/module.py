@@ -1,0 +1,85 @@
+"""The LightningDataModule: a Dataset and its noisy labels, resident on one device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+
+from data.loader import Augment, DeviceBatches, EvalBatches
+from data.noise import NoisyLabels
+from data.sources import Dataset
+from pipeline.errors import DataError
+
+
+class _TrainerEpochBatches(DeviceBatches):
+    """DeviceBatches that take the epoch from the trainer each time iteration starts, so every
+    epoch reshuffles and a resumed run replays the epochs it resumes at. (Lightning calls
+    `set_epoch` only on a DataLoader's sampler, never on a plain iterable.)"""
+
+    def __init__(self, datamodule: DDDataModule, **kwargs):
+        super().__init__(**kwargs)
+        self._datamodule = datamodule
+
+    def __iter__(self) -> Iterator:
+        trainer = self._datamodule.trainer
+        if trainer is not None:
+            self.set_epoch(trainer.current_epoch)
+        return super().__iter__()
+
+
+class DDDataModule(L.LightningDataModule):
+    """Train batches: (x [S, B, *in_shape], y_noisy [S, B]), S = len(order_seeds).
+    Validation loaders: 0 = the train set for evaluation (x, y_noisy, y_clean, changed),
+    1 = the test set (x, y); both un-augmented, in order."""
+
+    def __init__(self, dataset: Dataset, labels: NoisyLabels, *, batch_size: int, eval_batch_size: int,
+                 order_seeds: list[int], window: int | None, augment: Augment | None,
+                 device: torch.device | str | None = "cpu"):
+        super().__init__()
+        if labels.noisy.shape[0] != dataset.x_train.shape[0]:
+            raise ValueError(f"{labels.noisy.shape[0]} labels for {dataset.x_train.shape[0]} train points")
+        if augment is not None and (augment.crop or augment.flip) and not dataset.is_image:
+            raise DataError(
+                f"data.augment: crop and flip need image inputs [C, H, W]; {dataset.name} inputs are "
+                f"{list(dataset.in_shape)}; turn them off"
+            )
+        self.dataset, self.labels = dataset, labels
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.order_seeds, self.window, self.augment = list(order_seeds), window, augment
+        self.device = None if device is None else torch.device(device)  # None: the trainer's device
+        self._tensors: dict[str, torch.Tensor] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._tensors is not None:
+            return  # already resident: one copy for fit, validate and test
+        device = self.device
+        if device is None:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        to = lambda t: t.to(device)  # noqa: E731
+        self._tensors = {
+            "x_train": to(self.dataset.x_train), "y_noisy": to(self.labels.noisy),
+            "y_clean": to(self.labels.clean), "changed": to(self.labels.changed),
+            "x_test": to(self.dataset.x_test), "y_test": to(self.dataset.y_test),
+        }
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        if self._tensors is None:
+            self.setup()
+        return self._tensors
+
+    def train_dataloader(self) -> DeviceBatches:
+        t = self.tensors
+        return _TrainerEpochBatches(
+            self, x=t["x_train"], y=t["y_noisy"], batch_size=self.batch_size, order_seeds=self.order_seeds,
+            window=self.window, augment=self.augment,
+        )
+
+    def val_dataloader(self) -> list[EvalBatches]:
+        t = self.tensors
+        return [
+            EvalBatches(t["x_train"], t["y_noisy"], t["y_clean"], t["changed"], batch_size=self.eval_batch_size),
+            EvalBatches(t["x_test"], t["y_test"], batch_size=self.eval_batch_size),
+        ]
