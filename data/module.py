@@ -23,10 +23,13 @@ class _TrainerEpochBatches(DeviceBatches):
         self._datamodule = datamodule
 
     def __iter__(self) -> Iterator:
+        # Read the epoch when the first batch is drawn, not when iter() is called: on resume from an
+        # end-of-epoch checkpoint Lightning creates the iterator while its epoch counter still
+        # points at the finished epoch.
         trainer = self._datamodule.trainer
         if trainer is not None:
             self.set_epoch(trainer.current_epoch)
-        return super().__iter__()
+        yield from self._epoch(self.epoch)
 
 
 class DDDataModule(L.LightningDataModule):

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from pipeline.measure.evaluate import split_metrics
+from pipeline.errors import UserError
 from pipeline.rundir import RunDir
 from pipeline.tracking import Tracker
 
@@ -62,7 +63,7 @@ class EpochRecorder(L.Callback):
                  labels, static: dict, verbose: bool = True):
         self.run_dir = run_dir
         self.tracker = tracker
-        self.log = log
+        self.epoch_log = log
         self.seeds = list(seeds)
         self.labels = labels
         self.static = dict(static)
@@ -75,13 +76,13 @@ class EpochRecorder(L.Callback):
         row = {"epoch": epoch, "step": trainer.global_step}
         row.update(name_per_seed("train/loss_steps", step_loss, self.seeds))
         row.update(self._bookkeeping(pl_module.eval_logits))
-        for key, value in self.log.metrics.items():
+        for key, value in self.epoch_log.metrics.items():
             row.update(name_per_seed(key, value, self.seeds) if torch.is_tensor(value) and value.ndim else {key: value})
         row.update(self.static)
         row["time"] = round(time.perf_counter() - self._start, 3)
         self.run_dir.append_metrics(row)
-        self.tracker.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch, images=self.log.images)
-        self.log.clear()
+        self.tracker.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch, images=self.epoch_log.images)
+        self.epoch_log.clear()
         pl_module.eval_logits = {}
         if self.verbose:
             print(_line(row, trainer.max_epochs), flush=True)
@@ -117,8 +118,9 @@ class EpochCheckpoint(L.Callback):
     """checkpoints/last.ckpt every `every` epochs and at the end, written atomically; the one before
     it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one."""
 
-    def __init__(self, directory: Path, every: int):
-        self.directory = Path(directory)
+    def __init__(self, run_dir: RunDir, every: int):
+        self.run_dir = run_dir
+        self.directory = run_dir.checkpoints
         self.every = every
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
@@ -127,9 +129,14 @@ class EpochCheckpoint(L.Callback):
             return
         last, prev = self.directory / "last.ckpt", self.directory / "prev.ckpt"
         tmp = self.directory / f".last.ckpt.tmp{os.getpid()}"
-        trainer.save_checkpoint(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        try:
+            self.run_dir.sync_metrics()  # every row the checkpoint covers is on disk first
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, callbacks
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write checkpoint {last}: {err.strerror or err}") from None
         if last.exists():
             os.replace(last, prev)
         os.replace(tmp, last)

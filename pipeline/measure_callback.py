@@ -42,7 +42,7 @@ class DecisionPlanes(L.Callback):
         self.run_dir = run_dir
         self.dataset = dataset
         self.labels = labels
-        self.log = log
+        self.epoch_log = log
         self.seeds = list(seeds)
         self.indices: dict[str, torch.Tensor] = {}
         self.title = (f"{cfg.model.name} k={cfg.model.width}, {cfg.data.name}, "
@@ -77,7 +77,7 @@ class DecisionPlanes(L.Callback):
         device = pl_module.device
         amp = torch.bfloat16 if device.type == "cuda" else None
         kw = dict(max_points_per_call=self.p.max_points_per_call, amp_dtype=amp)
-        out = self.log.metrics
+        out = self.epoch_log.metrics
         for fam in self.p.families:
             anchors = self._inputs(self.indices[f"planes/{fam}"], fam == "test", device)  # [T, 3, *shape]
             maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)   # [S, T, R, R]
@@ -113,7 +113,7 @@ class DecisionPlanes(L.Callback):
                                  title=f"{self.title}\n{fam} plane {{t}}, epoch {epoch}, {{regions}} regions",
                                  stem=str(self.run_dir.planes / f"{fam}_{{t}}"), suffix=f"e{epoch:04d}",
                                  max_points_per_call=self.p.max_points_per_call)
-            self.log.images.update(images)
+            self.epoch_log.images.update(images)
 
 
 def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolution: int, margin: float,

@@ -44,7 +44,7 @@ def prepare_data(cfg: Config):
     if d.augment.crop or d.augment.flip:
         if not dataset.is_image:
             raise ConfigError(f"data.augment: crop/flip need image data; data.name={d.name} is not images")
-        augment = Augment(crop=d.augment.crop, flip=d.augment.flip, pad=d.augment.pad)
+        augment = Augment.for_dataset(dataset, crop=d.augment.crop, flip=d.augment.flip, pad=d.augment.pad)
     return dataset, labels, augment
 
 
@@ -93,7 +93,7 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
         else:
             status, error, code = "failed", f"{type(err).__name__}: {err}", EXIT_FAILED
             traceback.print_exc()
-    if job.interrupted():
+    if status == "finished" and job.interrupted():  # Lightning swallows Ctrl-C and returns
         status, error, code = "interrupted", "interrupted; run the same command to resume", EXIT_FAILED
     rows = run_dir.read_metrics()
     final = final_metrics(rows)

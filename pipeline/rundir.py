@@ -72,7 +72,7 @@ def provenance(argv: list[str] | None = None) -> dict:
     import numpy
     import torch
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
+    versions = {"python": platform.python_version(), "torch": str(torch.__version__),
                 "lightning": lightning.__version__, "numpy": numpy.__version__}
     try:
         import wandb
@@ -152,14 +152,19 @@ class RunDir:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def append_metrics(self, row: dict) -> None:
+        """Append one row (flushed, not fsynced: `sync_metrics` runs before every checkpoint, and
+        rows after the last checkpoint are redone on resume anyway)."""
         line = json.dumps(to_jsonable(row), allow_nan=True) + "\n"
         try:
             with open(self.metrics_path, "a") as fh:
                 fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
         except OSError as err:
             raise UserError(f"cannot write {self.metrics_path}: {err.strerror or err}") from None
+
+    def sync_metrics(self) -> None:
+        if self.metrics_path.exists():
+            with open(self.metrics_path, "rb+") as fh:
+                os.fsync(fh.fileno())
 
     # ------------------------------------------------------------------ summary
     def read_summary(self) -> dict | None:

@@ -1,7 +1,10 @@
 """Assemble the Lightning job of one run: network, data module, callbacks, trainer, resume point."""
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +30,24 @@ class Job:
     static_summary: dict = field(default_factory=dict)
 
     def fit(self) -> None:
-        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.ckpt_path, weights_only=True)
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.ckpt_path, weights_only=True)
+        except SystemExit as exit_:  # Lightning turns Ctrl-C into sys.exit(1) after its own teardown
+            raise KeyboardInterrupt from exit_
+        finally:
+            signal.signal(signal.SIGINT, handler)  # Lightning leaves SIGINT ignored after an interrupt
 
     def interrupted(self) -> bool:
         return bool(self.trainer.interrupted)
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners and tips are noise in a sweep's logs; warnings and errors stay."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def precision_for(precision: str, accelerator: str) -> str:
@@ -43,6 +60,7 @@ def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, dataset, labels, augment
                   wandb_id: str, verbose: bool) -> Job:
     from pipeline.run import Targets
 
+    quiet_lightning()
     seeds = list(cfg.seeds)
     init_seeds, order_seeds = seed_streams(seeds, cfg.repro.vary)
     net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
@@ -67,7 +85,7 @@ def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, dataset, labels, augment
     log = EpochLog()
     callbacks = measurement_callbacks(cfg, run_dir, dataset, labels, log, seeds)
     callbacks += [EpochRecorder(run_dir, tracker, log, seeds=seeds, labels=targets, static=static, verbose=verbose),
-                  EpochCheckpoint(run_dir.checkpoints, cfg.train.checkpoint_every)]
+                  EpochCheckpoint(run_dir, cfg.train.checkpoint_every)]
     trainer = L.Trainer(
         max_epochs=cfg.train.epochs, accelerator=accelerator, devices=cfg.train.devices,
         strategy=cfg.train.strategy, precision=precision_for(cfg.train.precision, accelerator),

@@ -1,0 +1,110 @@
+"""W&B online: the sweep on W&B's server, agents on this machine, and the line for other machines.
+
+Used when W&B is online (`WANDB_MODE` not offline/disabled) and logged in (an API key from `wandb
+login` or WANDB_API_KEY), unless `--local`. The sweep sent to W&B is the sweep directory's
+sweep.yaml (the file with the command-line overrides folded into its command) plus
+`--output_dir=<sweep dir>/runs`, so runs land in the same place on every machine (relative to where
+the agent runs), and `--max-points` as its run_cap. The sweep's id is kept in
+`<sweep dir>/wandb_sweep.json`, so running the same command again (or `--resume DIR`) starts agents
+for the same W&B sweep instead of creating another.
+
+Agents run as `python -m wandb agent ENTITY/PROJECT/ID` with this environment's bin directory first
+on PATH, so the sweep's `ddsweep` command is this installation's.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.sweep import state as st
+from pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sweep_file
+from pipeline.sweep.spec import SweepSpec
+
+SWEEP_ID_FILE = "wandb_sweep.json"
+
+
+def is_online() -> bool:
+    from pipeline.tracking import has_api_key, wandb_mode
+
+    return wandb_mode() == "online" and has_api_key()
+
+
+def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None) -> dict:
+    config = spec.effective()
+    config["command"] = spec.command + [f"--output_dir={sweep_dir / 'runs'}"]
+    if max_points is not None:
+        config["run_cap"] = min(config.get("run_cap", max_points), max_points)
+    return config
+
+
+def project_entity(spec: SweepSpec) -> tuple[str, str | None]:
+    """The file's project/entity, else the command's --wandb.project/--wandb.entity, else the
+    training config's default project."""
+    from pipeline.config import WandbConfig, parse_override
+
+    given = dict(parse_override(a) for a in spec.command if a.startswith("--wandb.") and "=" in a)
+    project = spec.config.get("project") or given.get("wandb.project") or WandbConfig().project
+    entity = spec.config.get("entity") or given.get("wandb.entity")
+    return str(project), (str(entity) if entity else None)
+
+
+def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None) -> str:
+    """ENTITY/PROJECT/ID of this directory's W&B sweep, created on first use."""
+    check_sweep_dir(spec, sweep_dir)
+    saved = st.read_json(sweep_dir / SWEEP_ID_FILE)
+    if saved and saved.get("sweep"):
+        return saved["sweep"]
+    import wandb
+
+    project, entity = project_entity(spec)
+    sweep_id = wandb.sweep(wandb_config(spec, sweep_dir, max_points), entity=entity, project=project)
+    path = f"{entity or default_entity()}/{project}/{sweep_id}"
+    write_sweep_file(spec, sweep_dir)
+    st.write_state(sweep_dir / SWEEP_ID_FILE, {"sweep": path, "file": spec.name})
+    return path
+
+
+def default_entity() -> str:
+    import wandb
+
+    return wandb.Api().default_entity
+
+
+def agent_command(path: str) -> list[str]:
+    return [sys.executable, "-m", "wandb", "agent", path]
+
+
+def agent_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run(spec: SweepSpec, sweep_dir: Path, *, agents: int = 1, max_points: int | None = None, out=None) -> int:
+    """Create (or reuse) the W&B sweep, print the agent line, and run `agents` agents here."""
+    out = out or sys.stdout
+    path = create_sweep(spec, sweep_dir, max_points)
+    print(f"W&B sweep {path} ({spec.name} -> {sweep_dir}). Run more agents on other machines with:\n"
+          f"  wandb agent {path}", file=out, flush=True)
+    return launch_agents(path, agents)
+
+
+def launch_agents(path: str, count: int) -> int:
+    procs = [subprocess.Popen(agent_command(path), env=agent_env()) for _ in range(count)]
+    codes = []
+    for proc in procs:
+        while True:
+            try:
+                codes.append(proc.wait())
+                break
+            except KeyboardInterrupt:  # the agents got Ctrl-C too; wait for them to stop their runs
+                continue
+    return 0 if all(c == 0 for c in codes) else 1
+
+
+def run_agent(path: str) -> int:
+    """One agent in the foreground: what a SLURM job runs online."""
+    return subprocess.run(agent_command(path), env=agent_env()).returncode
