@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a sweep directory (state.json + runs/) or any directory holding run directories")
     parser.add_argument("--out", type=Path, default=None, help="where to write the report (default: RUNS_DIR/report)")
     parser.add_argument("--wandb", action="store_true",
-                        help="also log a summary W&B run (mode from WANDB_MODE, else online when logged in, else offline)")
+                        help="also log a summary W&B run (mode: WANDB_MODE, else online when logged in, "
+                             "else offline)")
     parser.add_argument("--format", default="png,svg",
                         help=f"comma-separated figure formats among {', '.join(FORMATS)} (default: png,svg)")
     return parser
@@ -113,14 +114,15 @@ def draw_figures(layout: A.Layout, out: Path, formats: list[str], notes: list) -
 
     add("errors", f"Test and train error against {x}",
         f"Final errors (%) against {x}, one curve per {_groups_word(layout)}; {band}. Left: test error"
-        + (", ★ its peak" if layout.width_sweep else "") + ". Middle: train error on the noisy labels trained on (solid) and on the clean labels "
-        f"(dashed). Right (with label noise): share of mislabeled train points predicted as their noisy label. {thr}",
+        + (", ★ its peak" if layout.width_sweep else "")
+        + ". Middle: train error on the noisy labels trained on (solid) and on the clean labels (dashed). "
+        "Right (with label noise): share of mislabeled train points predicted as their noisy label. " + thr,
         F.error_figure(layout, layout.x_of, x), "no finished run with a final test error")
     params_of = lambda r: r.value("model/params")  # noqa: E731
     add("errors_vs_params", "Test and train error against parameter count",
         f"As above, with the model's parameter count (model/params) on the x axis; {band}.",
-        F.error_figure(layout, params_of, "parameters") if layout.x_key == A.WIDTH_KEY else None,
-        "only drawn for width sweeps with model/params" if layout.x_key != A.WIDTH_KEY else "no model/params")
+        F.error_figure(layout, params_of, "parameters") if layout.width_sweep else None,
+        "no run has model/params" if layout.width_sweep else "only drawn for width sweeps")
     add("regions", f"Decision-region counts against {x}",
         f"Mean number of regions per decision plane for each triplet family (8-connected components per "
         f"class, summed), and the 1-D count along segments between train points; {band}. {thr}",
@@ -153,7 +155,7 @@ def draw_figures(layout: A.Layout, out: Path, formats: list[str], notes: list) -
     add("planes_montage", f"The same decision plane across {x}",
         f"One decision plane ({key[0] + ' #' + str(key[1]) if key else '–'}) at each run's last measured "
         f"epoch, for the first seed: colours are predicted classes, dots the three anchor inputs in "
-        f"their train-label colour, ✕ a mislabeled anchor. Rows: {_groups_word(layout)}; at most "
+        f"the colour of their (train) label, ✕ a mislabeled anchor. Rows: {_groups_word(layout)}; at most "
         f"{F.MONTAGE_COLUMNS} values of {x}, evenly spaced.",
         F.width_montage(layout, layout.x_of, key) if key else None, why)
     add("planes_seeds", "The same decision plane for each seed",

@@ -370,7 +370,7 @@ def _n_classes(planes: list[dict]) -> tuple[int, list[str]]:
 def _draw_plane(ax, plane: dict, seed: int, cmap, norm, title: str) -> None:
     labels = np.ma.masked_less(plane["labels"][seed], 0)  # [R, R], rows are v, columns are u
     ax.imshow(labels, origin="lower", extent=_extent(plane), cmap=cmap, norm=norm, interpolation="nearest",
-              aspect="auto")
+              aspect="equal")
     _draw_anchors(ax, plane, cmap, norm)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -390,9 +390,9 @@ def _draw_anchors(ax, plane: dict, cmap, norm) -> None:
 
 def _montage_legend(fig: Figure, names: list[str], cmap, extra: list = ()) -> None:
     handles = [Patch(color=cmap(i), label=name) for i, name in enumerate(names)]
-    handles += [Line2D([], [], marker="o", ls="", color="gray", mec="black", label="anchor (train label)"),
+    handles += [Line2D([], [], marker="o", ls="", color="gray", mec="black", label="anchor (in its label's colour)"),
                 Line2D([], [], marker="X", ls="", color="gray", mec="white", ms=9,
-                       label="mislabeled anchor (noisy label)"), *extra]
+                       label="mislabeled anchor (in its noisy label's colour)"), *extra]
     per_row = max(2, int(fig.get_figwidth() / 1.6))  # legend entries that fit across the figure
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), per_row), fontsize=8)
 
@@ -459,7 +459,7 @@ def seed_montage(layout: A.Layout, x_of: XOf, key: tuple[str, int]) -> Optional[
         differ = (labels != labels[:1]).any(axis=0)  # [R, R]
         ax = axes[n_seeds, j]
         ax.imshow(differ, origin="lower", extent=_extent(plane), cmap="Greys", vmin=0, vmax=1,
-                  interpolation="nearest", aspect="auto")
+                  interpolation="nearest", aspect="equal")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"seeds differ on {differ.mean():.0%}", fontsize=9)
