@@ -18,27 +18,30 @@ _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun
               "disabled": "disabled"}
 
 
-def has_api_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
+def has_api_key(env=None) -> bool:
+    env = os.environ if env is None else env
+    if env.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
-    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = env.get("NETRC") or str(Path.home() / ".netrc")
     try:
         return netrc.netrc(path).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
 
 
-def wandb_mode(requested: str | None = None) -> str:
-    """online | offline | disabled, from the config, then the environment, then the login state."""
+def wandb_mode(requested: str | None = None, env=None) -> str:
+    """online | offline | disabled: the config's `wandb.mode`, else WANDB_MODE (dryrun = offline),
+    else WANDB_DISABLED, else online when an API key is configured, else offline. Never prompts."""
     if requested:
         return requested
-    if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes"):
+    env = os.environ if env is None else env
+    mode = env.get("WANDB_MODE", "").strip().lower()
+    if mode in _ENV_MODES:
+        return _ENV_MODES[mode]
+    if env.get("WANDB_DISABLED", "").strip().lower() in ("1", "true", "yes"):
         return "disabled"
-    env = os.environ.get("WANDB_MODE", "").lower()
-    if env in _ENV_MODES:
-        return _ENV_MODES[env]
-    return "online" if has_api_key() else "offline"
+    return "online" if has_api_key(env) else "offline"
 
 
 def warn(message: str) -> None:

@@ -3,18 +3,16 @@ curves (test error against width per noise level first) and the figures as image
 dashboard shows the double-descent curve without manual panel setup."""
 from __future__ import annotations
 
-import netrc
 import os
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 from pipeline.report import analysis as A
 from pipeline.report.collect import Sweep
 from pipeline.report.page import FigureEntry
 from pipeline.report.tables import group_table, run_table
+from pipeline.tracking import wandb_mode as _run_wandb_mode
 
-WANDB_MODES = ("online", "offline", "disabled")
 # (metric, W&B key, title, scale): the first entry is the headline double-descent curve.
 CURVES = (
     ("test/error", "curves/01_test_error", "test error (%)", 100),
@@ -33,30 +31,8 @@ CURVES = (
 
 
 def wandb_mode(env: Optional[dict] = None) -> str:
-    """W&B's usual settings: WANDB_MODE if set (``dryrun`` means offline), disabled by
-    WANDB_DISABLED, else online when an API key is configured, else offline. Never prompts."""
-    env = os.environ if env is None else env
-    mode = env.get("WANDB_MODE", "").strip().lower()
-    if mode == "dryrun":
-        return "offline"
-    if mode == "run":
-        return "online"
-    if mode in WANDB_MODES:
-        return mode
-    if env.get("WANDB_DISABLED", "").strip().lower() in ("true", "1", "yes"):
-        return "disabled"
-    return "online" if _has_api_key(env) else "offline"
-
-
-def _has_api_key(env) -> bool:
-    if env.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
-    path = env.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    try:
-        return netrc.netrc(path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+    """The run's rule (pipeline.tracking.wandb_mode), with no explicit mode."""
+    return _run_wandb_mode(None, env)
 
 
 def log_summary(sweep: Sweep, layout: A.Layout, entries: list[FigureEntry], out_dir: Path) -> str:
