@@ -24,6 +24,7 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "inv_sqrt")
 VARY = ("init", "order", "both")
 PLANE_FAMILIES = ("train", "test", "clean_class", "mislabeled")
+AGREEMENT_FAMILIES = ("test_distinct", "test")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -100,6 +101,9 @@ class PlanesConfig:
     margin: float = 0.1
     seed: int = 0
     agreement_triplets: int = 100
+    # METHODS: agreement over test triplets of three distinct classes; `test` (any three test
+    # points) is the choice for data with fewer than three classes, recorded in the config.
+    agreement_family: str = "test_distinct"
     draw: int = 2  # planes drawn as pictures per family (0: none)
     draw_resolution: int = 200
     draw_margin: float = 0.5
@@ -356,6 +360,7 @@ def validate(cfg: Config) -> None:
     _at_least("planes.resolution", p.resolution, 2)
     _at_least("planes.margin", p.margin, 0)
     _at_least("planes.agreement_triplets", p.agreement_triplets, 0)
+    _choice("planes.agreement_family", p.agreement_family, AGREEMENT_FAMILIES)
     _at_least("planes.draw", p.draw, 0)
     _at_least("planes.draw_resolution", p.draw_resolution, 2)
     _at_least("planes.draw_margin", p.draw_margin, 0)

@@ -11,16 +11,14 @@ import lightning as L
 import numpy as np
 import torch
 
-from pipeline.measure.evaluate import as_logits_fn
+from pipeline.measure.evaluate import as_logits_fn, predict_labels
 from pipeline.measure.margin import geometric_steps, margin_summary, margins
 from pipeline.measure.planes import PlaneGrid, predict_planes
 from pipeline.measure.regions import count_regions_batch, segment_counts, summarize
 from pipeline.measure.repro import pd_l1, plane_agreement, test_disagreement
-from pipeline.measure.triplets import draw_pairs, draw_triplets
+from pipeline.errors import ConfigError
+from pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
 from pipeline.rundir import atomic_write_bytes
-
-AGREEMENT_FAMILY = "test_distinct"  # METHODS: test triplets of three distinct classes
-
 
 class DecisionPlanes(L.Callback):
     """Every `planes.every_n_epochs` epochs (and at the last epoch) logs:
@@ -88,7 +86,7 @@ class DecisionPlanes(L.Callback):
             counts = segment_counts(fn, pairs[:, 0], pairs[:, 1], self.cfg.regions1d.points, **kw)
             out["regions1d/mean"] = counts.double().mean(dim=1)
         if "agreement" in self.indices:
-            anchors = self._inputs(self.indices["agreement"], True, device)
+            anchors = self._inputs(self.indices["agreement"], True, device)  # test points
             maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)
             out["repro/plane_agreement"] = plane_agreement(maps)
             test_logits = pl_module.eval_logits.get("test")
@@ -114,6 +112,35 @@ class DecisionPlanes(L.Callback):
                                  stem=str(self.run_dir.planes / f"{fam}_{{t}}"), suffix=f"e{epoch:04d}",
                                  max_points_per_call=self.p.max_points_per_call)
             self.epoch_log.images.update(images)
+        if tuple(self.dataset.in_shape) == (2,):
+            path = draw_input_plane(fn, self.dataset, self.labels, resolution=self.p.draw_resolution,
+                                    title=f"{self.title}\ninput plane, epoch {epoch}",
+                                    path=self.run_dir.planes / f"input_e{epoch:04d}.png",
+                                    device=pl_module.device, max_points_per_call=self.p.max_points_per_call)
+            self.epoch_log.images["planes/input"] = path
+
+
+def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, device,
+                     max_points_per_call: int, max_train_points: int = 2000):
+    """For 2-D inputs the input space is itself a plane: the first seed's decision regions over the
+    train set's bounding box (10% margin), with the train points drawn in the colour of the label
+    they were trained on."""
+    from pipeline.plots import draw_plane, save_figure
+
+    x = dataset.x_train
+    lo, hi = x.amin(0), x.amax(0)
+    lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+    u = torch.linspace(float(lo[0]), float(hi[0]), resolution)
+    v = torch.linspace(float(lo[1]), float(hi[1]), resolution)
+    vv, uu = torch.meshgrid(v, u, indexing="ij")  # [R, R] each, indexed [j (v), i (u)]
+    grid = torch.stack([uu.flatten(), vv.flatten()], 1).to(device=device, dtype=x.dtype)  # [R*R, 2]
+    maps = predict_labels(fn, len(grid), lambda a, b: grid[a:b], max_points_per_call=max_points_per_call)
+    keep = torch.arange(min(len(x), max_train_points))
+    fig = draw_plane(maps[0].reshape(resolution, resolution).cpu().numpy(), u.numpy(), v.numpy(), np.zeros((0, 2)),
+                     class_names=list(dataset.class_names), anchor_labels=[], anchor_mislabeled=[], title=title,
+                     num_classes=dataset.num_classes,
+                     train_points=(x[keep].cpu().numpy(), labels.noisy[keep].cpu().numpy()))
+    return save_figure(fig, path)
 
 
 def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolution: int, margin: float,
@@ -166,13 +193,29 @@ def draw_indices(cfg, dataset, labels, n_seeds: int) -> dict[str, torch.Tensor]:
                   y_test=dataset.y_test, x_test=dataset.x_test)
     out = {f"planes/{fam}": draw_triplets(fam, p.n_planes, generator=gen, **common) for fam in p.families}
     if n_seeds > 1 and p.agreement_triplets:
-        out["agreement"] = draw_triplets(AGREEMENT_FAMILY, p.agreement_triplets, generator=gen, **common)
+        out["agreement"] = draw_triplets(p.agreement_family, p.agreement_triplets, generator=gen, **common)
     n = len(dataset.x_train)
     if cfg.regions1d.pairs:
         out["pairs1d"] = draw_pairs(cfg.regions1d.pairs, generator=gen, n_points=n, x=dataset.x_train)
     if cfg.margin.points:
         out["margin"] = draw_pairs(cfg.margin.points, generator=gen, n_points=n, x=dataset.x_train)
     return out
+
+
+def check_families(cfg, dataset, labels) -> None:
+    """Every triplet family the run will draw is possible on this data (before any work starts)."""
+    if not cfg.planes.every_n_epochs:
+        return
+    common = dict(y_noisy=labels.noisy, y_clean=labels.clean, changed=labels.changed, y_test=dataset.y_test)
+    for fam in cfg.planes.families:
+        check_family(fam, **common)
+    if len(cfg.seeds) > 1 and cfg.planes.agreement_triplets:
+        try:
+            check_family(cfg.planes.agreement_family, **common)
+        except ConfigError as err:
+            why = str(err).removeprefix("planes.families: ")
+            raise ConfigError(f"planes.agreement_family: {why} (for data with fewer than 3 classes set "
+                              "planes.agreement_family=test)") from None
 
 
 def measurement_callbacks(cfg, run_dir, dataset, labels, log, seeds) -> list:

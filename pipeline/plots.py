@@ -66,12 +66,12 @@ def _draw_plane_on(ax, label_map, u, v, anchor_coords, *, class_names, num_class
     _show_labels(ax, label_map, colors, _extent(u, v))
     noisy = [int(c) for c in anchor_labels]
     true = noisy if anchor_true_labels is None else [int(c) for c in anchor_true_labels]
-    mis = [False] * 3 if anchor_mislabeled is None else [bool(m) for m in anchor_mislabeled]
+    mis = [False] * len(coords) if anchor_mislabeled is None else [bool(m) for m in anchor_mislabeled]
     if train_points is not None:
         pts, pt_labels = np.asarray(train_points[0], float), np.asarray(train_points[1], int)
         ax.scatter(pts[:, 0], pts[:, 1], s=12, c=colors[pt_labels], edgecolors="black",
                    linewidths=0.4, zorder=3)
-    for k in range(3):
+    for k in range(len(coords)):
         style = (dict(marker="*", s=320, edgecolors="red", linewidths=2.0) if mis[k]
                  else dict(marker="o", s=90, edgecolors="black", linewidths=1.5))
         ax.scatter(coords[k, 0], coords[k, 1], color=colors[noisy[k]], zorder=4, **style)
@@ -81,18 +81,23 @@ def _draw_plane_on(ax, label_map, u, v, anchor_coords, *, class_names, num_class
         ax.annotate(f"x{k + 1}: {text}", (coords[k, 0], coords[k, 1]), xytext=(7, 7),
                     textcoords="offset points", fontsize=8, zorder=5,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    ax.set_xlabel("u: plane coordinate along x1→x2")
-    ax.set_ylabel("v: plane coordinate towards x3")
+    if len(coords):
+        ax.set_xlabel("u: plane coordinate along x1→x2")
+        ax.set_ylabel("v: plane coordinate towards x3")
+    else:  # the input space itself (2-D data)
+        ax.set_xlabel("input x[0]")
+        ax.set_ylabel("input x[1]")
     present = {int(c) for c in np.unique(label_map) if c >= 0}
     return present | set(noisy) | set(true)
 
 
 def _legend_handles(classes: set[int], class_names, num_classes: int, mislabeled: bool,
-                    extra: Sequence = ()) -> list:
+                    extra: Sequence = (), anchors: bool = True) -> list:
     colors = class_colors(num_classes)
     handles = [Patch(facecolor=colors[c], edgecolor="none", label=_name(class_names, c))
                for c in sorted(classes)]
-    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=8,
+    if anchors:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=8,
                           markerfacecolor="lightgray", markeredgecolor="black", label=ANCHOR_LABEL))
     if mislabeled:
         handles.append(Line2D([], [], linestyle="none", marker="*", markersize=14,
@@ -128,7 +133,8 @@ def draw_plane(
                              anchor_true_labels=anchor_true_labels,
                              anchor_mislabeled=anchor_mislabeled, train_points=train_points)
     mislabeled = anchor_mislabeled is not None and any(bool(m) for m in anchor_mislabeled)
-    ax.legend(handles=_legend_handles(classes, class_names, num_classes, mislabeled),
+    ax.legend(handles=_legend_handles(classes, class_names, num_classes, mislabeled,
+                                      anchors=len(anchor_labels) > 0),
               loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
     ax.set_title(title, fontsize=9)
     return fig

@@ -45,6 +45,9 @@ def prepare_data(cfg: Config):
         if not dataset.is_image:
             raise ConfigError(f"data.augment: crop/flip need image data; data.name={d.name} is not images")
         augment = Augment.for_dataset(dataset, crop=d.augment.crop, flip=d.augment.flip, pad=d.augment.pad)
+    from pipeline.measure_callback import check_families
+
+    check_families(cfg, dataset, labels)
     return dataset, labels, augment
 
 

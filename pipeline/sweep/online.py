@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import Popen
 
 from pipeline.sweep import state as st
 from pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sweep_file
@@ -93,7 +94,7 @@ def run(spec: SweepSpec, sweep_dir: Path, *, agents: int = 1, max_points: int | 
 
 
 def launch_agents(path: str, count: int) -> int:
-    procs = [subprocess.Popen(agent_command(path), env=agent_env()) for _ in range(count)]
+    procs = [Popen(agent_command(path), env=agent_env()) for _ in range(count)]
     codes = []
     for proc in procs:
         while True:
