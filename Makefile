@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m pipeline.cli sweep sweeps/demo.yaml --local --output runs/demo
+	$(PY) -m pipeline.cli sweep sweeps/demo.yaml --local --workers 2 --output runs/demo
 	$(PY) -m pipeline.cli report runs/demo
 
 test: setup
