@@ -237,11 +237,12 @@ class LocalSweep:
 
     def run(self) -> int:
         """Run every pending point; 0 if all finished, 1 if any failed, 128+signal if stopped."""
+        self.prepare()  # a mistake in the file is reported before anything is written
         locks = st.sweep_locks(self.dir, self.shard)
         try:
             for lock, what in locks:
                 lock.acquire(what)
-            self.prepare()
+            self.prepare()  # again, now that no other engine can change the records
             self._init_dir()
             return self._loop()
         finally:
@@ -500,7 +501,9 @@ class LocalSweep:
         self.prepare()
         root = self.dir.resolve()
         points = self.mine()
-        self._print(f"sweep {self.spec.name}: {self.spec.method}, {len(points)} point(s) -> {self.dir} "
+        total = len(expand(self.spec)) if self.spec.method == "grid" else len(points)
+        of = f" of {total}" if total != len(points) else ""
+        self._print(f"sweep {self.spec.name}: {self.spec.method}, {len(points)}{of} point(s) -> {self.dir} "
                     f"({self.workers} worker(s))")
         if self.spec.method == "bayes" and len(points) < (self._cap() or 0):
             history = [(p.params, self.records[p.id]["status"], self._metrics(p)) for p in points]
