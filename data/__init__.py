@@ -5,9 +5,20 @@
 """
 
 from data.loader import Augment, DeviceBatches, EvalBatches, eval_batches, shuffle_order
-from data.module import DDDataModule
 from data.noise import NOISE_KINDS, NoisyLabels, apply_label_noise
 from data.sources import Dataset, list_sources, load_source, register_source, source_options
+
+
+
+def __getattr__(name: str):
+    # The LightningDataModule imports Lightning (seconds); config validation and the sweep engine
+    # only need the registries, so it is loaded on first use.
+    if name == "DDDataModule":
+        from data.module import DDDataModule
+
+        return DDDataModule
+    raise AttributeError(f"module 'data' has no attribute {name!r}")
+
 
 __all__ = [
     "Augment", "DDDataModule", "Dataset", "DeviceBatches", "EvalBatches", "NOISE_KINDS", "NoisyLabels",
