@@ -18,7 +18,7 @@ import torch
 
 from pipeline.measure.evaluate import split_metrics
 from pipeline.errors import UserError
-from pipeline.rundir import RunDir
+from pipeline.rundir import RunDir, file_digest
 from pipeline.tracking import Tracker
 
 
@@ -116,7 +116,8 @@ def _line(row: dict, max_epochs: int) -> str:
 
 class EpochCheckpoint(L.Callback):
     """checkpoints/last.ckpt every `every` epochs and at the end, written atomically; the one before
-    it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one."""
+    it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one. Each file's sha256
+    goes to checkpoints/digests.json before the file is renamed into place."""
 
     def __init__(self, run_dir: RunDir, every: int):
         self.run_dir = run_dir
@@ -132,11 +133,15 @@ class EpochCheckpoint(L.Callback):
         try:
             self.run_dir.sync_metrics()  # every row the checkpoint covers is on disk first
             trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, callbacks
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            digest = file_digest(tmp, sync=True)
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise UserError(f"cannot write checkpoint {last}: {err.strerror or err}") from None
+        try:
+            self.run_dir.remember_checkpoint(digest, epoch)  # resume checks the file against it
+        except UserError:
+            tmp.unlink(missing_ok=True)
+            raise
         if last.exists():
             os.replace(last, prev)
         os.replace(tmp, last)

@@ -18,11 +18,19 @@ commands:
 `ddsweep COMMAND --help` describes each command."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose mistakes end in one line (no usage block), like every other ddsweep error."""
+
+    def error(self, message: str):
+        self.exit(2, f"ddsweep: error: {message} (see {self.prog} --help)\n")
+
+
 def train_main(argv: list[str]) -> int:
     from pipeline.config import Config, known_keys
 
-    parser = argparse.ArgumentParser(
-        prog="ddsweep train", formatter_class=argparse.RawDescriptionHelpFormatter,
+    # No abbreviations: `--q=1` or `--conf.x=1` are config overrides (and wrong), not --quiet/--config.
+    parser = OneLineParser(
+        prog="ddsweep train", formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
         description="Train one run: S seeds of one model width and label-noise level. Writes "
                     "<output_dir>/<run_name>/ (config.yaml, metrics.jsonl, summary.json, planes/, checkpoints/) "
                     "and logs to W&B (offline unless logged in). Running the same command again resumes.",

@@ -179,10 +179,13 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"--config: {path} does not exist")
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file") from None
+    except (yaml.YAMLError, ValueError) as err:  # PyYAML raises ValueError for a bad `!!int x` and the like
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        problem = getattr(err, "problem", None) or (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -197,9 +200,11 @@ def parse_override(arg: str) -> tuple[str, Any]:
     key, text = arg[2:].split("=", 1)
     if not key:
         raise ConfigError(f"{arg!r}: missing key before '='")
+    if not all(key.split(".")):
+        raise ConfigError(f"{arg!r}: {key!r} has an empty part; keys are dotted names such as model.width")
     try:
         value = yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # not YAML: the text itself, which the key's type then checks
         value = text
     return key, value
 
@@ -237,7 +242,8 @@ def _build(cls, raw: Any, prefix: str):
                 extra[key] = value
                 continue
             allowed = ", ".join(sorted(n for n in names if n != "options"))
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed keys are {allowed}")
+            name = f"{prefix}{key}" if isinstance(key, str) and key.strip() else f"{prefix}{key!r}"
+            raise ConfigError(f"{name}: unknown key; allowed keys are {allowed}")
         kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}")
     if extra:
         kwargs["options"] = extra
@@ -258,7 +264,8 @@ def _coerce(tp, value: Any, key: str):
             return value
         raise ConfigError(f"{key}: must be true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value != int(value)):
             raise ConfigError(f"{key}: must be an integer, got {value!r}")
         return int(value)
     if tp is float:

@@ -6,6 +6,7 @@ measurement callback drew them, so index i here is plane i of the run's pictures
 from __future__ import annotations
 
 import argparse
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,12 @@ def load_run(run: Path, ckpt: Path):
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         weights = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
         net.load_state_dict(weights)
+    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never for a file from elsewhere
+        raise UserError(f"{ckpt}: cannot load the checkpoint: it holds objects other than weights, which "
+                        "weights-only loading refuses") from None
     except Exception as err:  # noqa: BLE001 - a damaged file is a user-facing condition
-        raise UserError(f"{ckpt}: cannot load the checkpoint ({type(err).__name__}: {err})") from None
+        detail = (str(err).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{ckpt}: cannot load the checkpoint ({type(err).__name__}: {detail})") from None
     net.eval()
     epochs = (state.get("ddsweep") or {}).get("epochs_completed", "?")
     return cfg, dataset, labels, net, epochs

@@ -5,6 +5,7 @@ Exit codes (the sweep engine reads them, and summary.json): 0 finished (or alrea
 """
 from __future__ import annotations
 
+import errno
 import secrets
 import sys
 import traceback
@@ -18,6 +19,8 @@ from pipeline.errors import ConfigError, UserError
 from pipeline.rundir import RunDir, default_run_name, final_metrics, provenance
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED = 0, 1, 3
+# Write failures that are the storage's (full, over quota, read-only, permissions): one line, no traceback.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 # Keys whose change does not change the science: a run directory may be resumed with other values.
 _RESUMABLE_KEYS = ("wandb", "output_dir", "run_name", "provenance")
 
@@ -93,6 +96,9 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
 
         if isinstance(err, Diverged):
             status, error, code = "diverged", str(err), EXIT_DIVERGED
+        elif isinstance(err, OSError) and err.errno in _STORAGE_ERRNOS:  # the disk's fault, not the code's
+            status, error, code = "failed", f"cannot write {err.filename or 'a file'}: {err.strerror}", EXIT_FAILED
+            print(f"ddsweep: error: {error}", file=sys.stderr)
         else:
             status, error, code = "failed", f"{type(err).__name__}: {err}", EXIT_FAILED
             traceback.print_exc()

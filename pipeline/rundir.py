@@ -5,10 +5,12 @@
         metrics.jsonl    one JSON object per epoch, each epoch exactly once
         summary.json     status (running, finished, failed, diverged), error, final metrics
         planes/          decision-plane pictures (PNG) and their raw label maps (NPZ)
-        checkpoints/     last.ckpt (and prev.ckpt, the one before it)
+        checkpoints/     last.ckpt (and prev.ckpt, the one before it); digests.json, the sha256 of
+                         each checkpoint file as written, so a damaged one is found at resume
 
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment leaves
-either the old or the new version, never half a file.
+either the old or the new version, never half a file; the temporary files such a kill leaves behind
+are removed when the run starts again.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +47,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+# `.name.tmp<pid>` (atomic_write_bytes, checkpoints) and `name.png.tmp` (pictures)
+_TEMPORARY = re.compile(r"\.tmp\d*$")
+
+
+def remove_temporaries(directory: Path) -> None:
+    """Delete the temporary files of atomic writes that a killed process left in `directory`
+    (never a complete file: only the rename makes one). Only its one writer may call this."""
+    for path in Path(directory).iterdir():
+        if _TEMPORARY.search(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def file_digest(path: Path, sync: bool = False) -> str:
+    """sha256 of a file's bytes (fsynced first when `sync`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if sync:
+            os.fsync(fh.fileno())
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -111,6 +137,7 @@ class RunDir:
         self.config_path = self.path / "config.yaml"
         self.planes = self.path / "planes"
         self.checkpoints = self.path / "checkpoints"
+        self.digests_path = self.checkpoints / "digests.json"
 
     # ------------------------------------------------------------------ creation
     def create(self) -> None:
@@ -121,6 +148,8 @@ class RunDir:
             raise UserError(f"output_dir: cannot create {err.filename or self.path}: {err.strerror}") from None
         if not os.access(self.path, os.W_OK):
             raise UserError(f"output_dir: {self.path} is not writable")
+        for p in (self.path, self.planes, self.checkpoints):
+            remove_temporaries(p)
 
     def write_config(self, cfg_dict: dict, prov: dict) -> None:
         atomic_write_text(self.config_path, yaml.safe_dump({**cfg_dict, "provenance": prov}, sort_keys=False))
@@ -128,7 +157,15 @@ class RunDir:
     def saved_config(self) -> dict | None:
         if not self.config_path.is_file():
             return None
-        raw = yaml.safe_load(self.config_path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(self.config_path.read_text()) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            reason = getattr(err, "problem", None) or getattr(err, "strerror", None) or type(err).__name__
+            raise UserError(f"{self.config_path}: unreadable ({reason}); move the run directory away "
+                            "or choose another run_name") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{self.config_path}: not a mapping of config sections; move the run directory "
+                            "away or choose another run_name")
         raw.pop("provenance", None)
         return raw
 
@@ -165,6 +202,23 @@ class RunDir:
         if self.metrics_path.exists():
             with open(self.metrics_path, "rb+") as fh:
                 os.fsync(fh.fileno())
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_digests(self) -> dict | None:
+        """{sha256: epochs completed} of the checkpoint files this run wrote lately; None when there
+        is no record (a run directory from before digests were kept, or an unreadable record)."""
+        try:
+            digests = json.loads(self.digests_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return digests if isinstance(digests, dict) else None
+
+    def remember_checkpoint(self, digest: str, epoch: int, keep: int = 3) -> None:
+        """Record a checkpoint's digest before the file takes its name, so every *.ckpt on disk has
+        its digest on record (last, prev and the one being written)."""
+        digests = {k: v for k, v in (self.checkpoint_digests() or {}).items() if k != digest}
+        digests[digest] = epoch
+        atomic_write_text(self.digests_path, json.dumps(dict(list(digests.items())[-keep:]), indent=1))
 
     # ------------------------------------------------------------------ summary
     def read_summary(self) -> dict | None:

@@ -16,7 +16,7 @@ from models import count_params
 from pipeline.callbacks import EpochCheckpoint, EpochLog, EpochRecorder
 from pipeline.module import DDModule
 from pipeline.network import build_network, seed_streams
-from pipeline.rundir import RunDir
+from pipeline.rundir import RunDir, file_digest
 from pipeline.tracking import Tracker, wandb_mode
 
 
@@ -108,22 +108,33 @@ def measurement_callbacks(cfg, run_dir, dataset, labels, log, seeds) -> list:
 
 
 def resume_checkpoint(run_dir: RunDir) -> str | None:
-    """The newest loadable checkpoint, or None (start from scratch); metrics.jsonl is cut back to it."""
+    """The newest intact, loadable checkpoint, or None (start from scratch); metrics.jsonl is cut
+    back to it. Intact: its sha256 is one the run recorded when writing it (torch.load does not
+    notice damaged tensor bytes); loadable: weights only, never arbitrary pickled objects."""
+    digests = run_dir.checkpoint_digests()
+    skipped = False
     for name in ("last.ckpt", "prev.ckpt"):
         path = run_dir.checkpoints / name
         if not path.exists():
             continue
+        reason = None
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            done = int(ckpt["ddsweep"]["epochs_completed"])
+            if digests is not None and file_digest(path) not in digests:
+                reason = "corrupt: its sha256 is not that of a checkpoint this run wrote"
+            else:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                done = int(ckpt["ddsweep"]["epochs_completed"])
         except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is skipped, and said so
-            print(f"ddsweep: warning: checkpoint {path} is unreadable ({type(err).__name__}); "
-                  "trying an older one", file=sys.stderr)
+            reason = type(err).__name__
+        if reason:
+            print(f"ddsweep: warning: checkpoint {path} is unreadable ({reason}); trying an older one",
+                  file=sys.stderr)
+            skipped = True
             continue
         run_dir.truncate_metrics(done)
         print(f"{run_dir.path}: resuming after epoch {done} from {path.name}", flush=True)
         return str(path)
-    if run_dir.read_metrics():
+    if skipped or run_dir.read_metrics():
         print(f"{run_dir.path}: no usable checkpoint; starting from scratch", file=sys.stderr)
         run_dir.truncate_metrics(0)
     return None

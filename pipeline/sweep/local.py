@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import UserError
-from pipeline.rundir import atomic_write_text
+from pipeline.rundir import atomic_write_text, remove_temporaries
 from pipeline.sweep import state as st
 from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)
@@ -269,8 +269,20 @@ class LocalSweep:
     def _init_dir(self) -> None:
         for sub in ("runs", "logs"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self._remove_temporaries()
         write_sweep_file(self.spec, self.dir)
         self.save()
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files of atomic writes left by an engine killed mid-write (under our lock: a
+        whole-sweep engine owns every file here, a shard only its own state file)."""
+        if self.shard is None:
+            for sub in (self.dir, self.dir / "args"):
+                if sub.is_dir():
+                    remove_temporaries(sub)
+            return
+        for tmp in self.dir.glob(f".{st.state_path(self.dir, self.shard).name}.tmp*"):
+            tmp.unlink(missing_ok=True)
 
     def save(self) -> None:
         points = [self.records[p.id] for p in self.mine()]
