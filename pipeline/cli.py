@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from pipeline.errors import UserError
+from pipeline.errors import OneLineParser, UserError
 
 USAGE = """usage: ddsweep COMMAND [ARGS]
 
@@ -16,13 +16,6 @@ commands:
   plane    draw decision planes from a saved run's checkpoint
 
 `ddsweep COMMAND --help` describes each command."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose mistakes end in one line (no usage block), like every other ddsweep error."""
-
-    def error(self, message: str):
-        self.exit(2, f"ddsweep: error: {message} (see {self.prog} --help)\n")
 
 
 def train_main(argv: list[str]) -> int:

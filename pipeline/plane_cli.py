@@ -5,14 +5,13 @@ measurement callback drew them, so index i here is plane i of the run's pictures
 """
 from __future__ import annotations
 
-import argparse
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from pipeline.errors import OneLineParser, UserError
 
 
 def find_run(path: str) -> tuple[Path, Path]:
@@ -60,7 +59,7 @@ def load_run(run: Path, ckpt: Path):
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ddsweep plane",
         description="Draw decision planes (figure resolution) from saved runs. With several runs, also a "
                     "montage of the same plane across them (e.g. across widths).")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pipeline.errors import UserError
+from pipeline.rundir import atomic_write_text
+from pipeline.errors import OneLineParser, UserError
 from pipeline.report import analysis as A
 from pipeline.report import figures as F
 from pipeline.report.collect import Sweep, load_sweep
@@ -30,7 +32,7 @@ class Report:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ddsweep report",
         description="Turn a sweep's run directories into double-descent figures (PNG/SVG), an HTML page "
                     "and optionally a summary W&B run. Works on partial sweeps and lists what is missing.")
@@ -174,7 +176,8 @@ def _groups_word(layout: A.Layout) -> str:
 
 
 def _write_csv(path: Path, columns: list, rows: list) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    atomic_write_text(path, buffer.getvalue())

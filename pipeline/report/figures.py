@@ -6,6 +6,8 @@ and disagreement are shown in percent everywhere.
 """
 from __future__ import annotations
 
+import io
+
 import math
 import re
 from pathlib import Path
@@ -19,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from pipeline.rundir import atomic_write_bytes
 from pipeline.plots import class_colors
 from pipeline.report import analysis as A
 from pipeline.report.collect import Run
@@ -36,7 +39,9 @@ def save(fig: Figure, out_dir: Path, name: str, formats: list[str]) -> dict:
     paths = {}
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
-        fig.savefig(path, dpi=DPI)  # constrained layout already fits the labels
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=DPI)  # constrained layout already fits the labels
+        atomic_write_bytes(path, buffer.getvalue())  # a killed report never leaves half a figure
         paths[fmt] = path
     return paths
 

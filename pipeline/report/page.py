@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from pipeline.rundir import atomic_write_text
 from pipeline.report import analysis as A
 from pipeline.report.collect import Sweep
 from pipeline.report.tables import fmt, group_table, run_table
@@ -53,7 +54,7 @@ def write_page(out_dir: Path, sweep: Sweep, layout: A.Layout, entries: list[Figu
     parts.append(_table(columns, rows, link_runs=(out_dir, sweep)))
     parts.append("</body></html>")
     path = out_dir / "index.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    atomic_write_text(path, "\n".join(parts))
     return path
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.errors import OneLineParser, UserError
 
 DESCRIPTION = """\
 Run every point of a W&B sweep file. When W&B is logged in and online, this creates the W&B sweep,
@@ -57,7 +57,7 @@ def _non_negative(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ddsweep sweep", description=DESCRIPTION, epilog=EPILOG,
+    p = OneLineParser(prog="ddsweep sweep", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("file", nargs="?", metavar="FILE", help="a W&B sweep file (YAML)")
     p.add_argument("--local", action="store_true", help="use the local engine even when W&B is online")
