@@ -208,6 +208,19 @@ def _read_failure(title: str, path: Path, err: Exception) -> DataError:
     return DataError(f"data.root: {path} is not a readable {title} file ({message})")
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a CIFAR batch file cannot run code."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only arrays and plain containers)")
+
+
 def _read_cifar_batches(paths: list[Path], label_key: str, title: str) -> tuple[np.ndarray, np.ndarray]:
     """The python-pickle CIFAR batches: dicts with 'data' uint8 [n, 3072] and labels (torchvision's
     cifar.py logic; keys may be str or bytes depending on the pickling Python)."""
@@ -215,7 +228,7 @@ def _read_cifar_batches(paths: list[Path], label_key: str, title: str) -> tuple[
     for path in paths:
         try:
             with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
+                entry = _ArrayUnpickler(f, encoding="latin1").load()
             entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
             images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(entry[label_key], dtype=np.int64).reshape(-1))

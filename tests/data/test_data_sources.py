@@ -165,3 +165,24 @@ def test_default_root_comes_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DDSWEEP_DATA", str(tmp_path / "store"))
     with pytest.raises(DataError, match=rf"^data\.root: {tmp_path}/store does not hold the CIFAR-10 files"):
         load_source("cifar10")
+
+
+def test_cifar_batches_cannot_run_code(tmp_path):
+    """A CIFAR batch file whose pickle would call a function is refused; the function never runs."""
+    import os
+    import pickle
+
+    from data.sources import _read_cifar_batches
+    from pipeline.errors import DataError
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({"data": Payload(), "labels": [0]}))
+    with pytest.raises(DataError, match="refusing to load"):
+        _read_cifar_batches([path], "labels", "CIFAR-10")
+    assert not marker.exists()
