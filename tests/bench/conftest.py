@@ -1,0 +1,12 @@
+import pytest
+
+from data import sources
+
+
+@pytest.fixture(autouse=True)
+def restore_source_registry():
+    """The benchmarks register a synthetic CIFAR-shaped source; keep it out of other tests."""
+    saved = dict(sources._SOURCES)
+    yield
+    sources._SOURCES.clear()
+    sources._SOURCES.update(saved)
