@@ -16,6 +16,7 @@ import torch
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
+from pipeline.network import build_network, seed_streams
 from pipeline.rundir import RunDir, default_run_name, final_metrics, provenance
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED = 0, 1, 3
@@ -73,14 +74,16 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
 
     dataset, labels, augment = prepare_data(cfg)
     accelerator = resolve_device(cfg.train.accelerator)
-    run_dir.create()
+    net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
+                        init_seeds=seed_streams(cfg.seeds, cfg.repro.vary)[0], fuse=cfg.train.fuse_seeds)
+    run_dir.create()  # everything above may still reject the config; nothing is written before here
     if run_dir.saved_config() is None:
         run_dir.write_config(cfg_dict, provenance(argv))
 
     from pipeline.trainer import build_trainer  # imports Lightning and the models
 
     wandb_id = (previous.get("wandb") or {}).get("id") or secrets.token_hex(4)
-    job = build_trainer(cfg, cfg_dict, run_dir, dataset, labels, augment, accelerator, wandb_id, verbose)
+    job = build_trainer(cfg, cfg_dict, run_dir, net, dataset, labels, augment, accelerator, wandb_id, verbose)
     run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=job.tracker.info(),
                           seeds=cfg.seeds, **job.static_summary)
     status, error, code = "finished", None, EXIT_FINISHED

@@ -15,7 +15,7 @@ from data import DDDataModule
 from models import count_params
 from pipeline.callbacks import EpochCheckpoint, EpochLog, EpochRecorder
 from pipeline.module import DDModule
-from pipeline.network import build_network, seed_streams
+from pipeline.network import seed_streams
 from pipeline.rundir import RunDir, file_digest
 from pipeline.tracking import Tracker, wandb_mode
 
@@ -56,15 +56,13 @@ def precision_for(precision: str, accelerator: str) -> str:
     return "32-true" if precision == "32" else precision
 
 
-def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, dataset, labels, augment, accelerator: str,
+def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, net, dataset, labels, augment, accelerator: str,
                   wandb_id: str, verbose: bool) -> Job:
     from pipeline.run import Targets
 
     quiet_lightning()
     seeds = list(cfg.seeds)
-    init_seeds, order_seeds = seed_streams(seeds, cfg.repro.vary)
-    net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
-                        init_seeds=init_seeds, fuse=cfg.train.fuse_seeds)
+    _, order_seeds = seed_streams(seeds, cfg.repro.vary)
     if accelerator == "gpu" and len(dataset.in_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     device = torch.device("cuda", 0) if accelerator == "gpu" else torch.device("cpu")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pipeline.rundir import atomic_write_text
+from pipeline.rundir import atomic_write_text, remove_temporaries
 from pipeline.errors import OneLineParser, UserError
 from pipeline.report import analysis as A
 from pipeline.report import figures as F
@@ -85,6 +85,7 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
                         f"under {runs_dir}")
     out = Path(out) if out is not None else runs_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(out)  # what a killed report left half-written
     layout = A.make_layout(sweep.runs, sweep.param_order)
     notes: list = []
     if not layout.groups:

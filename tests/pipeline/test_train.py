@@ -71,6 +71,7 @@ def test_cli_train_writes_the_run_directory(tmp_path):
     (["--nope=1"], "nope"),
     (["--data.name=cifar10", "--data.root=/nonexistent"], "data.root"),
     (["--data.name=gaussians", "--data.augment.crop=true"], "data.augment"),
+    (["--model.depth=0"], "model.depth"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, key):
     res = run_cli(["train", *args, f"--output_dir={tmp_path}/o"], tmp_path)
