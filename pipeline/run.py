@@ -66,11 +66,11 @@ def resolve_device(accelerator: str) -> str:
 def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) -> int:
     cfg_dict = cfg.to_dict()
     run_dir = RunDir(Path(cfg.output_dir) / (cfg.run_name or default_run_name(cfg_dict)))
+    _check_same_science(run_dir, cfg_dict)  # a finished run of another config is not "done"
     previous = run_dir.read_summary() or {}
     if previous.get("status") == "finished":
         print(f"{run_dir.path}: already finished; nothing to do")
         return EXIT_FINISHED
-    _check_same_science(run_dir, cfg_dict)
 
     dataset, labels, augment = prepare_data(cfg)
     accelerator = resolve_device(cfg.train.accelerator)

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from pipeline.config import load_config
+from pipeline.errors import UserError
 from pipeline.run import train_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,3 +141,11 @@ def test_wandb_offline_without_login(tmp_path):
     summary = json.loads((out / "w" / "summary.json").read_text())
     assert summary["wandb"]["mode"] == "offline" and "wandb sync" in summary["wandb"]["sync"]
     assert list((out / "w" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_rerun_with_another_config_is_refused(tmp_path):
+    code, run = _train(tmp_path, "same")
+    assert code == 0
+    cfg = load_config(overrides=[*SMALL, f"--output_dir={tmp_path}", "--run_name=same", "--train.epochs=5"])
+    with pytest.raises(UserError, match="different config"):
+        train_run(cfg, verbose=False)
