@@ -11,14 +11,15 @@ import lightning as L
 import numpy as np
 import torch
 
-from pipeline.measure.evaluate import as_logits_fn, predict_labels
+from pipeline.errors import ConfigError
+from pipeline.measure.evaluate import as_logits_fn, batched_logits, predict_labels
 from pipeline.measure.margin import geometric_steps, margin_summary, margins
 from pipeline.measure.planes import PlaneGrid, predict_planes
 from pipeline.measure.regions import count_regions_batch, segment_counts, summarize
 from pipeline.measure.repro import pd_l1, plane_agreement, test_disagreement
-from pipeline.errors import ConfigError
 from pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
 from pipeline.rundir import atomic_write_bytes
+
 
 class DecisionPlanes(L.Callback):
     """Every `planes.every_n_epochs` epochs (and at the last epoch) logs:
@@ -89,10 +90,12 @@ class DecisionPlanes(L.Callback):
             anchors = self._inputs(self.indices["agreement"], True, device)  # test points
             maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)
             out["repro/plane_agreement"] = plane_agreement(maps)
-            test_logits = pl_module.eval_logits.get("test")
-            if test_logits is not None:
-                out["repro/test_disagreement"] = test_disagreement(test_logits)
-                out["repro/pd_l1"] = pd_l1(test_logits)
+            test_logits = pl_module.eval_logits.get("test")  # this epoch's evaluation, if it ran
+            if test_logits is None:
+                x_test = self.dataset.x_test.to(device)
+                test_logits = batched_logits(fn, x_test, self.cfg.train.eval_batch_size, amp_dtype=amp)
+            out["repro/test_disagreement"] = test_disagreement(test_logits)
+            out["repro/pd_l1"] = pd_l1(test_logits)
         if "margin" in self.indices:
             idx = self.indices["margin"]
             pairs = self._inputs(idx, False, device)

@@ -66,3 +66,8 @@ def test_one_seed_has_no_repro_metrics(tmp_path):
     rows = _rows(tmp_path, "one", ["--seeds=[5]"])
     assert rows and not any(k.startswith("repro/") for r in rows for k in r)
     assert "test/error/seed5" in rows[-1] and "regions/train/mean" in rows[-1]
+
+
+def test_agreement_on_measurement_epochs_without_evaluation(tmp_path):
+    rows = _rows(tmp_path, "sparse", ["--train.epochs=3", "--train.eval_every=2"])
+    assert "test/error" not in rows[0] and "repro/test_disagreement" in rows[0]
