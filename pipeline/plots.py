@@ -18,6 +18,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+import torch
+
+from pipeline.measure.repro import plane_agreement
 
 MISLABELED_LABEL = "mislabeled anchor (label ≠ true class)"
 ANCHOR_LABEL = "anchor"
@@ -143,12 +146,10 @@ def draw_plane(
 
 
 def mean_pairwise_agreement(label_maps: np.ndarray) -> float:
-    """Mean over seed pairs i < j of the fraction of pixels where both predict the same class
-    (1.0 for a single map)."""
-    maps = np.asarray(label_maps)
-    S = maps.shape[0]
-    pairs = [(maps[i] == maps[j]).mean() for i in range(S) for j in range(i + 1, S)]
-    return float(np.mean(pairs)) if pairs else 1.0
+    """Plane agreement of ``label_maps [S, R, R]`` as the metric defines it
+    (pipeline.measure.repro.plane_agreement); 1.0 for a single map."""
+    agreement = plane_agreement(torch.as_tensor(np.asarray(label_maps)))
+    return 1.0 if agreement is None else agreement
 
 
 def draw_plane_pair(
