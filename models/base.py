@@ -16,11 +16,20 @@ class FusedModel(nn.Module):
 
     forward:          x [S or 1, B, *in_shape] -> logits [S, B, num_classes]; copy s sees only x[s]
                       (a single input copy is fed to every copy).
-    forward_features: x [S or 1, B, *in_shape] -> features [S, B, F] (before the classifier).
+    forward_features: x [S or 1, B, *in_shape] -> features [S, B, F] (before the classifier),
+                      = forward_body(forward_stem(x)).
     forward_head:     features [S, B, F] -> logits [S, B, num_classes] (`self.head`, a PLinear).
+    forward_stem:     x -> the output of the network's first layer, an AFFINE map of x (a linear
+                      layer or convolution with its bias, nothing after it), in the family's own
+                      layout with the batch on dim `stem_batch_dim`.
+    forward_body:     stem output -> features (everything between the first layer and the head).
+
+    The stem split lets measurement evaluate many points x = o + Σ c_k d_k (planes, segments)
+    through the first layer by linearity: stem(x) = stem(o) + Σ c_k (stem(o + d_k) − stem(o)).
     """
 
     head: nn.Module
+    stem_batch_dim: int = 0
 
     def __init__(self, width: int, in_shape: tuple[int, ...], num_classes: int, copies: int):
         super().__init__()
@@ -34,6 +43,12 @@ class FusedModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_body(self.forward_stem(x))
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

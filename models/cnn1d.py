@@ -27,9 +27,12 @@ class CNN1d(FusedModel):
         self.features = nn.Sequential(*layers)
         self.head = PLinear(copies, width * length, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(*x.shape[:2], self.channels, x.shape[-1])  # [S or 1, B, C, L]
-        x = self.features(to_grouped(x, self.copies))  # [B, S*k, L']
+        return self.features[0](to_grouped(x, self.copies))  # first conv: [B, S*k, L1]
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.features[1:](h)  # [B, S*k, L']
         return from_grouped(x, self.copies).flatten(2)  # [S, B, k*L']
 
 

@@ -46,8 +46,11 @@ class PlainConvNet(FusedModel):
         self.global_pool = global_pool
         self.head = PLinear(copies, cin, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(to_grouped(x, self.copies))  # [B, S*C, H', W']
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features[0](to_grouped(x, self.copies))  # first conv: [B, S*k, H, W]
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.features[1:](h)  # [B, S*C, H', W']
         x = self.global_pool(x, 1).flatten(1)  # [B, S*C]
         return from_grouped(x, self.copies)  # [S, B, C]
 

@@ -21,8 +21,13 @@ class MLP(FusedModel):
                                         for m in (PLinear(copies, din, dout), act())])
         self.head = PLinear(copies, width, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x.flatten(2))  # [S or 1, B, F] -> [S, B, k]
+    stem_batch_dim = 1
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features[0](x.flatten(2))  # [S or 1, B, F] -> [S, B, k], before the activation
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
+        return self.features[1:](h)  # [S, B, k]
 
 
 @register_model

@@ -51,8 +51,11 @@ class PreActResNet18(FusedModel):
         self.blocks = nn.Sequential(*blocks)
         self.head = PLinear(copies, cin, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(to_grouped(x, self.copies)))  # [B, S*8k, H', W']
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(to_grouped(x, self.copies))  # [B, S*k, H, W]
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(h)  # [B, S*8k, H', W']
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # [B, S*8k]
         return from_grouped(x, self.copies)  # [S, B, 8k]
 

@@ -63,9 +63,11 @@ class ViT(FusedModel):
         self.norm = PLayerNorm(copies, dim)
         self.head = PLinear(copies, dim, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(to_grouped(x, self.copies))  # [B, S*D, H/p, W/p]
-        x = from_grouped(x, self.copies).flatten(3).transpose(2, 3)  # [S, B, T, D]
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(to_grouped(x, self.copies))  # [B, S*D, H/p, W/p]
+
+    def forward_body(self, h: torch.Tensor) -> torch.Tensor:
+        x = from_grouped(h, self.copies).flatten(3).transpose(2, 3)  # [S, B, T, D]
         x = self.blocks(x + self.pos_embed)
         return self.norm(x).mean(2)  # [S, B, D]
 

@@ -12,26 +12,56 @@ from torch import Tensor, nn
 
 LogitsFn = Callable[[Tensor], Tensor]  # x [N, *in_shape] -> logits [S, N, C]
 
+# On a CPU, predict_affine evaluates at most this many bytes of first-layer output per call: a
+# wide MLP's grid runs 4x faster in 2,048-point calls (8 MB) than in 16,384-point ones.
+CPU_STEM_CHUNK_BYTES = 8 << 20
 
-def as_logits_fn(model: nn.Module) -> LogitsFn:
+
+class ModelLogits:
+    """``logits_fn(x [N, *in_shape]) -> [S, N, C]`` of a seed-stacked model (see ``as_logits_fn``).
+
+    When the model splits off an affine first layer (``forward_stem`` / ``forward_body``, see
+    models.base.FusedModel) and ``affine_stem`` is on, ``stem`` and ``body`` evaluate the two parts
+    apart, so that ``predict_affine`` can build the first layer's output of many points by
+    linearity instead of running the first layer on each of them.
+    """
+
+    def __init__(self, model: nn.Module, affine_stem: bool = True):
+        self.model = model
+        split = affine_stem and callable(getattr(model, "forward_stem", None))
+        self.stem_batch_dim: int | None = getattr(model, "stem_batch_dim", 0) if split else None
+
+    def _eval(self, fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return fn(x)
+        finally:
+            self.model.train(was_training)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self._eval(self.model, x.unsqueeze(0))  # [S, N, C]
+        return out.unsqueeze(0) if out.dim() == 2 else out
+
+    def stem(self, x: Tensor) -> Tensor:
+        """First-layer output of ``x [N, *in_shape]`` (batch on ``stem_batch_dim``)."""
+        return self._eval(self.model.forward_stem, x.unsqueeze(0))
+
+    def body(self, h: Tensor) -> Tensor:
+        """Logits ``[S, N, C]`` from first-layer outputs ``h``."""
+        return self._eval(lambda t: self.model.forward_head(self.model.forward_body(t)), h)
+
+
+def as_logits_fn(model: nn.Module, affine_stem: bool = True) -> ModelLogits:
     """Wrap a seed-stacked model as ``logits_fn(x [N, *in_shape]) -> [S, N, C]``.
 
     Each call feeds ``x.unsqueeze(0)`` (broadcast to all S copies) in eval mode without autograd
     and restores the model's train/eval mode afterwards. A model that returns ``[N, C]`` (no seed
-    axis) is treated as S=1.
+    axis) is treated as S=1. ``affine_stem=False`` turns off the first-layer shortcut of
+    ``predict_affine`` (every point then goes through the whole model).
     """
-
-    def logits_fn(x: Tensor) -> Tensor:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(x.unsqueeze(0))  # [S, N, C]
-        finally:
-            model.train(was_training)
-        return out.unsqueeze(0) if out.dim() == 2 else out
-
-    return logits_fn
+    return ModelLogits(model, affine_stem)
 
 
 def _to_logits_fn(model_or_fn: Union[nn.Module, LogitsFn]) -> LogitsFn:
@@ -124,3 +154,74 @@ def split_metrics(
         if changed.any():
             out["memorized"] = (pred[:, changed] == y_noisy[changed]).float().mean(dim=1)
     return out
+
+
+def predict_affine(
+    logits_fn: LogitsFn,
+    origins: Tensor,
+    directions: Tensor,
+    coefficients: Callable[[int, int], tuple[Tensor, Tensor]],
+    n_points: int,
+    *,
+    max_points_per_call: int = 8192,
+    amp_dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Argmax labels ``[S, n_points]`` of points on affine subspaces: point k is
+    ``origins[t_k] + Σ_j c_kj · directions[t_k, j]`` for ``origins [T, *in_shape]``,
+    ``directions [T, K, *in_shape]`` and ``coefficients(start, end) -> (t [n] int64, c [n, K])``
+    giving the points of the flat slice [start, end).
+
+    With a ``ModelLogits`` whose model has an affine stem, the first layer runs on the T*(K+1)
+    points o_t and o_t + d_tj only (in float32, outside autocast) and each point's first-layer
+    output is built as stem(o) + Σ c_j (stem(o + d_j) − stem(o)): the same function up to
+    floating-point rounding, at 2K multiply-adds per first-layer output instead of the layer.
+    Any other logits function gets the points themselves. On a CPU the calls are also capped at
+    ``CPU_STEM_CHUNK_BYTES`` of first-layer output (chunking never changes which points are
+    evaluated, only how many go through one call).
+    """
+    if max_points_per_call < 1:
+        raise ValueError(f"max_points_per_call must be >= 1, got {max_points_per_call}")
+    T, K, shape = directions.shape[0], directions.shape[1], origins.shape[1:]
+    o = origins.reshape(T, 1, -1)
+    d = directions.reshape(T, K, -1).to(origins.dtype)
+    batch_dim = getattr(logits_fn, "stem_batch_dim", None)
+    if batch_dim is None:
+        def make_points(start: int, end: int) -> Tensor:
+            t, c = coefficients(start, end)
+            pts = o[t, 0]  # [n, D] (a copy)
+            for j in range(K):
+                pts.add_(d[t, j] * c[:, j:j + 1].to(d.dtype))
+            return pts.reshape(end - start, *shape)
+
+        return predict_labels(logits_fn, n_points, make_points,
+                              max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
+
+    ends = torch.cat([o, o + d], 1).reshape(T * (K + 1), *shape)  # [T*(K+1), *in]
+    with torch.no_grad():
+        h = logits_fn.stem(ends).movedim(batch_dim, 0)  # [T*(K+1), *rest]
+    rest = h.shape[1:]
+    h = h.reshape(T, K + 1, -1)
+    h0, dh = h[:, 0], h[:, 1:] - h[:, :1]  # stem(o) [T, F]; stem(o + d_j) − stem(o) [T, K, F]
+
+    def make_stem(start: int, end: int) -> Tensor:
+        t, c = coefficients(start, end)
+        c = c.to(h.dtype)
+        out = h.new_empty(end - start, h.shape[-1])
+        planes, counts = torch.unique_consecutive(t, return_counts=True)
+        lo = 0
+        for plane, n in zip(planes.tolist(), counts.tolist()):  # one small matmul per run of points
+            torch.addmm(h0[plane], c[lo:lo + n], dh[plane], out=out[lo:lo + n])
+            lo += n
+        return out.reshape(end - start, *rest).movedim(0, batch_dim)
+
+    chunk = max_points_per_call
+    if h.device.type == "cpu":  # keep each call's first-layer output in cache (measured: bench/RESULTS.md)
+        chunk = min(chunk, max(256, CPU_STEM_CHUNK_BYTES // (h.element_size() * h.shape[-1])))
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n_points, chunk):
+            end = min(start + chunk, n_points)
+            stem = make_stem(start, end)
+            with _autocast(stem.device, amp_dtype):
+                chunks.append(logits_fn.body(stem).argmax(dim=-1))  # [S, n]
+    return torch.cat(chunks, dim=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_labels
+from pipeline.measure.evaluate import LogitsFn, predict_affine
 
 
 def geometric_steps(first: float, last: float, n: int) -> Tensor:
@@ -38,7 +38,7 @@ def margins(
     steps = steps.double().cpu()
     if steps.dim() != 1 or steps.numel() == 0 or steps[0] <= 0 or (steps.diff() <= 0).any():
         raise ValueError("steps must be a non-empty 1-D grid of positive, increasing distances")
-    P, shape = x_base.shape[0], x_base.shape[1:]
+    P = x_base.shape[0]
     base = x_base.reshape(P, -1)
     direction = x_toward.reshape(P, -1).double() - base.double()
     norm = direction.norm(dim=1, keepdim=True)
@@ -48,13 +48,12 @@ def margins(
     dist = torch.cat([steps.new_zeros(1), steps]).to(base.dtype).to(base.device)  # [K+1]
     K1 = dist.numel()
 
-    def make_points(start: int, end: int) -> Tensor:
+    def coefficients(start: int, end: int) -> tuple[Tensor, Tensor]:
         k = torch.arange(start, end, device=base.device)
-        p, s = k // K1, dist[k % K1][:, None]
-        return (base[p] + s * direction[p]).reshape(end - start, *shape)
+        return k // K1, dist[k % K1][:, None]  # pair, distance
 
-    labels = predict_labels(logits_fn, P * K1, make_points,
-                            max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
+    labels = predict_affine(logits_fn, x_base, direction.reshape(x_base.shape)[:, None], coefficients,
+                            P * K1, max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
     labels = labels.reshape(-1, P, K1).cpu()  # [S, P, K+1]; column 0 is the base point
     changed = labels[..., 1:] != labels[..., :1]  # [S, P, K]
     first = torch.where(changed.any(-1), changed.int().argmax(-1), steps.numel())  # [S, P]

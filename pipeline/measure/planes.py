@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_labels
+from pipeline.measure.evaluate import LogitsFn, predict_affine
 
 DEFAULT_EPS = 1e-5
 
@@ -123,6 +123,13 @@ class PlaneGrid:
         self._i, self._j = ii.flatten().to(anchors.device), jj.flatten().to(anchors.device)
         self.n_points = T * resolution * resolution
 
+    def coefficients(self, start: int, end: int) -> tuple[Tensor, Tensor]:
+        """Plane index ``t [n]`` and plane coordinates ``(u, v) [n, 2]`` (float64) of the flat slice."""
+        per_plane = self.resolution ** 2
+        k = torch.arange(start, end, device=self.u.device)
+        t, flat = k // per_plane, k % per_plane
+        return t, torch.stack([self.u[t, self._i[flat]], self.v[t, self._j[flat]]], 1)
+
     def points(self, start: int, end: int) -> Tensor:
         """Grid points ``[end - start, *shape]`` of the flat slice [start, end)."""
         per_plane = self.resolution ** 2
@@ -169,9 +176,10 @@ def predict_planes(
     the triplets ``anchors [T, 3, *shape]``.
 
     Points of several planes share one forward call; at most ``max_points_per_call`` points exist
-    at once. ``amp_dtype`` (e.g. torch.bfloat16 on CUDA) runs the forward under autocast.
+    at once. ``amp_dtype`` (e.g. torch.bfloat16 on CUDA) runs the forward under autocast. A model
+    wrapped by ``as_logits_fn`` runs its first layer on the anchors only (``predict_affine``).
     """
     grid = PlaneGrid(anchors, resolution, margin, eps)
-    labels = predict_labels(logits_fn, grid.n_points, grid.points,
-                            max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
+    labels = predict_affine(logits_fn, anchors[:, 0], grid.basis.reshape(-1, 2, *grid.shape), grid.coefficients,
+                            grid.n_points, max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
     return labels.reshape(labels.shape[0], anchors.shape[0], resolution, resolution)

@@ -8,7 +8,7 @@ import torch
 from skimage.measure import label as _connected_components
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_labels
+from pipeline.measure.evaluate import LogitsFn, predict_affine
 
 _OUTSIDE = -1  # label of pixels that are not part of the map (outside the triangle)
 
@@ -56,16 +56,14 @@ def segment_counts(
     points."""
     if points < 2:
         raise ValueError(f"points must be >= 2, got {points}")
-    P, shape = xa.shape[0], xa.shape[1:]
-    a, b = xa.reshape(P, -1), xb.reshape(P, -1)
+    P = xa.shape[0]
     alpha = torch.linspace(0, 1, points, dtype=xa.dtype, device=xa.device)
 
-    def make_points(start: int, end: int) -> Tensor:
+    def coefficients(start: int, end: int) -> tuple[Tensor, Tensor]:
         k = torch.arange(start, end, device=xa.device)
-        pair, al = k // points, alpha[k % points][:, None]
-        return torch.lerp(a[pair], b[pair], al).reshape(end - start, *shape)  # [n, *shape]
+        return k // points, alpha[k % points][:, None]  # pair, α
 
-    labels = predict_labels(logits_fn, P * points, make_points,
+    labels = predict_affine(logits_fn, xa, (xb - xa)[:, None], coefficients, P * points,
                             max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
     labels = labels.reshape(-1, P, points)
     return 1 + (labels[..., 1:] != labels[..., :-1]).sum(dim=-1)
@@ -92,22 +90,18 @@ def triangle_label_maps(
     [.., j (β), i (α)], -1 outside the triangle (those points are never evaluated)."""
     if points < 2:
         raise ValueError(f"points must be >= 2, got {points}")
-    T, shape = x1.shape[0], x1.shape[1:]
-    o = x1.reshape(T, -1)
-    basis = torch.stack([x2.reshape(T, -1) - o, x3.reshape(T, -1) - o], 1)  # [T, 2, D]
+    T = x1.shape[0]
     inside = triangle_mask(points, x1.device)
     jj, ii = inside.nonzero(as_tuple=True)  # in-triangle pixels, row-major
     steps = torch.linspace(0, 1, points, dtype=x1.dtype, device=x1.device)
     ab = torch.stack([steps[ii], steps[jj]], 1)  # [M, 2] (α, β)
     M = ab.shape[0]
 
-    def make_points(start: int, end: int) -> Tensor:
+    def coefficients(start: int, end: int) -> tuple[Tensor, Tensor]:
         k = torch.arange(start, end, device=x1.device)
-        t, m = k // M, k % M
-        pts = o[t] + torch.einsum("nk,nkd->nd", ab[m], basis[t])  # [n, D]
-        return pts.reshape(end - start, *shape)
+        return k // M, ab[k % M]  # triangle, (α, β)
 
-    labels = predict_labels(logits_fn, T * M, make_points,
+    labels = predict_affine(logits_fn, x1, torch.stack([x2 - x1, x3 - x1], 1), coefficients, T * M,
                             max_points_per_call=max_points_per_call, amp_dtype=amp_dtype)
     S = labels.shape[0]
     maps = torch.full((S, T, points, points), _OUTSIDE, dtype=torch.int64, device=labels.device)

@@ -100,3 +100,18 @@ def test_init_parameters_reinitializes_from_generators(models):
     assert_state_equal(fused.state_dict(), before)
     with pytest.raises(ValueError, match="generators"):
         init_parameters(fused, [torch.Generator()])
+
+
+def test_stem_is_affine_and_body_completes_the_forward(models):
+    """The measurement shortcut (pipeline.measure.evaluate.predict_affine) relies on the stem being
+    an affine map of the input and on body∘stem being the whole feature extractor."""
+    name, fused, _ = models
+    fused.eval()
+    shape = SHAPES.get(name, (3, 8, 8))
+    x, y = randn(1, 5, *shape), randn(1, 5, *shape) * 3 + 1
+    with torch.no_grad():
+        hx, hy = fused.forward_stem(x), fused.forward_stem(y)
+        mix = fused.forward_stem(0.25 * x + 0.75 * y)
+        torch.testing.assert_close(mix, 0.25 * hx + 0.75 * hy, rtol=1e-5, atol=1e-5)
+        assert hx.shape[fused.stem_batch_dim] == 5
+        torch.testing.assert_close(fused.forward_body(hx), fused.forward_features(x), rtol=0, atol=0)

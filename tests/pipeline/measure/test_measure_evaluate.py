@@ -2,7 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.measure.evaluate import as_logits_fn, batched_logits, predict_labels, split_metrics
+from models import create_model, list_models
+from pipeline.measure.evaluate import (as_logits_fn, batched_logits, predict_affine, predict_labels,
+                                       split_metrics)
+from pipeline.measure.margin import geometric_steps, margins
+from pipeline.measure.planes import predict_planes
+from pipeline.measure.regions import segment_counts, triangle_label_maps
 
 
 class Stacked(nn.Module):
@@ -91,3 +96,63 @@ def test_split_metrics_without_noise_or_clean_labels():
 def test_bad_batch_size():
     with pytest.raises(ValueError):
         batched_logits(lambda x: x[None], torch.zeros(2, 2), 0)
+
+
+# ------------------------------------------------------------------ first-layer shortcut
+
+_SHAPES = {"cnn1dk": (40,), "mlpk": (6,)}
+
+
+def _family(name: str):
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    model = create_model(name, width=3, in_shape=_SHAPES.get(name, (3, 8, 8)), num_classes=4,
+                         copies=2, generators=gens)
+    x = torch.randn(12, *_SHAPES.get(name, (3, 8, 8)), generator=torch.Generator().manual_seed(1))
+    return model, x
+
+
+def _agree(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape
+    return (a == b).double().mean().item()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_affine_stem_gives_the_same_labels_as_the_whole_model(name):
+    """Planes, 1-D segments, triangles and margins through the stem shortcut equal the plain
+    evaluation of every point, up to pixels where rounding flips a near-tie."""
+    model, x = _family(name)
+    model.train()  # the wrappers evaluate in eval mode and restore this
+    fast, plain = as_logits_fn(model), as_logits_fn(model, affine_stem=False)
+    assert fast.stem_batch_dim is not None and plain.stem_batch_dim is None
+    anchors = x[:9].reshape(3, 3, *x.shape[1:])
+    maps = [predict_planes(fn, anchors, 24, 0.5, max_points_per_call=500) for fn in (fast, plain)]
+    assert maps[0].shape == (2, 3, 24, 24) and maps[0].unique().numel() > 1
+    assert _agree(*maps) >= 0.998
+    segs = [segment_counts(fn, x[:6], x[6:], 40, max_points_per_call=64) for fn in (fast, plain)]
+    assert _agree(*segs) >= 0.9
+    tri = [triangle_label_maps(fn, x[:3], x[3:6], x[6:9], 20) for fn in (fast, plain)]
+    assert _agree(*tri) >= 0.998
+    steps = geometric_steps(1e-3, 10.0, 30)
+    m = [margins(fn, x[:6], x[6:], steps, max_points_per_call=50) for fn in (fast, plain)]
+    assert _agree(*m) >= 0.9
+    assert model.training
+
+
+def test_predict_affine_builds_the_stated_points():
+    """Without a stem the points are origins[t] + Σ c_j directions[t, j], slice by slice."""
+    seen = []
+
+    def fn(x):
+        seen.append(x.clone())
+        return torch.stack([x.sum(-1), -x.sum(-1)], -1)[None]  # [1, n, 2]
+
+    origins = torch.tensor([[1.0, 0.0], [0.0, 5.0]])
+    directions = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 0.0]]])
+    coef = torch.tensor([[0.5, 2.0], [1.0, 1.0], [-1.0, 3.0]])
+    t = torch.tensor([0, 1, 1])
+    labels = predict_affine(fn, origins, directions, lambda a, b: (t[a:b], coef[a:b]), 3,
+                            max_points_per_call=2)
+    pts = torch.cat(seen)
+    torch.testing.assert_close(pts, torch.tensor([[1.5, 2.0], [2.0, 5.0], [-2.0, 5.0]]))
+    assert [len(s) for s in seen] == [2, 1]
+    assert labels.tolist() == [[0, 0, 0]]
