@@ -78,8 +78,8 @@ class TrainConfig:
     schedule_step: int = 512  # inv_sqrt: lr / sqrt(1 + floor(t / schedule_step)) at gradient step t
     precision: str = "auto"
     accelerator: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
+    devices: int = 1  # one device per run: several GPUs are used by running several runs at once
+    strategy: str = "auto"  # kept so run directories can be re-read; only "auto"
     fuse_seeds: bool = True
     compile: bool = False
     checkpoint_every: int = 1
@@ -341,7 +341,11 @@ def validate(cfg: Config) -> None:
     _at_least("train.schedule_step", t.schedule_step, 1)
     _choice("train.precision", t.precision, PRECISIONS)
     _choice("train.accelerator", t.accelerator, ACCELERATORS)
-    _at_least("train.devices", t.devices, 1)
+    if t.devices != 1 or t.strategy != "auto":
+        key, value = ("train.devices", t.devices) if t.devices != 1 else ("train.strategy", repr(t.strategy))
+        raise ConfigError(f"{key}: {value} is not supported; a run trains on one device (devices 1, strategy "
+                          "auto) with its data resident there. To use several GPUs run several points at "
+                          "once: ddsweep sweep FILE --local (one run per GPU; --workers N packs more)")
     _at_least("train.checkpoint_every", t.checkpoint_every, 1)
     _at_least("train.eval_every", t.eval_every, 1)
 

@@ -113,22 +113,24 @@ class DecisionPlanes(L.Callback):
                                  resolution=self.p.draw_resolution, margin=self.p.draw_margin,
                                  title=f"{self.title}\n{fam} plane {{t}}, epoch {epoch}, {{regions}} regions",
                                  stem=str(self.run_dir.planes / f"{fam}_{{t}}"), suffix=f"e{epoch:04d}",
-                                 max_points_per_call=self.p.max_points_per_call)
+                                 max_points_per_call=self.p.max_points_per_call, quick=True)
             self.epoch_log.images.update(images)
         if tuple(self.dataset.in_shape) == (2,):
             path = draw_input_plane(fn, self.dataset, self.labels, resolution=self.p.draw_resolution,
                                     title=f"{self.title}\ninput plane, epoch {epoch}",
                                     path=self.run_dir.planes / f"input_e{epoch:04d}.png",
-                                    device=pl_module.device, max_points_per_call=self.p.max_points_per_call)
+                                    device=pl_module.device, max_points_per_call=self.p.max_points_per_call,
+                                    quick=True)
             self.epoch_log.images["planes/input"] = path
 
 
 def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, device,
-                     max_points_per_call: int, max_train_points: int = 2000):
+                     max_points_per_call: int, max_train_points: int = 2000, quick: bool = False):
     """For 2-D inputs the input space is itself a plane: the first seed's decision regions over the
     train set's bounding box (10% margin), with the train points drawn in the colour of the label
-    they were trained on."""
-    from pipeline.plots import draw_plane, save_figure
+    they were trained on. `quick`: the training-time renderer (pipeline.quicklook) instead of a
+    matplotlib figure."""
+    draw_plane, _, save = _renderer(quick)
 
     x = dataset.x_train
     lo, hi = x.amin(0), x.amax(0)
@@ -143,16 +145,31 @@ def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, 
                      class_names=list(dataset.class_names), anchor_labels=[], anchor_mislabeled=[], title=title,
                      num_classes=dataset.num_classes,
                      train_points=(x[keep].cpu().numpy(), labels.noisy[keep].cpu().numpy()))
-    return save_figure(fig, path)
+    return save(fig, path)
+
+
+def _renderer(quick: bool):
+    """(draw one plane, draw the seeds side by side, save) of the chosen renderer: Pillow pictures
+    at about 15 ms each during training (pipeline.quicklook), matplotlib figures (pipeline.plots)
+    for `ddsweep plane`, at about 0.2-0.4 s each."""
+    if quick:
+        from pipeline.quicklook import render_plane, render_plane_seeds
+
+        return render_plane, render_plane_seeds, lambda picture, path: picture.save(path)
+    from pipeline.plots import draw_plane, draw_plane_pair, save_figure
+
+    return draw_plane, draw_plane_pair, save_figure
 
 
 def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolution: int, margin: float,
-                title: str, stem: str, suffix: str, max_points_per_call: int, plane_ids=None) -> dict:
+                title: str, stem: str, suffix: str, max_points_per_call: int, plane_ids=None,
+                quick: bool = False) -> dict:
     """Draw the planes through `anchors` [T, 3, *shape] (train or test indices `idx` [T, 3] of family
     `fam`): <stem>_<suffix>.png (first seed), <stem>_seeds_<suffix>.png (all seeds, disagreement
     marked) and <stem>_<suffix>.npz (raw label maps). `title` and `stem` may use {t} (the plane's
-    number in its family: `plane_ids[t]`, default t) and {regions}. Returns W&B image key → PNG path."""
-    from pipeline.plots import draw_plane, draw_plane_pair, save_figure
+    number in its family: `plane_ids[t]`, default t) and {regions}. Returns W&B image key → PNG path.
+    `quick`: Pillow pictures (training time) instead of matplotlib figures (see `_renderer`)."""
+    draw_plane, draw_plane_pair, save_figure = _renderer(quick)
 
     test = fam == "test"
     names = list(dataset.class_names)

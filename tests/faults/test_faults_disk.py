@@ -192,13 +192,13 @@ def test_disk_full_in_an_atomic_write_keeps_the_old_file(tmp_path, capsys, monke
 
 def test_disk_full_while_drawing_a_picture(tmp_path, capsys, monkeypatch, fault_log):
     """A plane picture that cannot be written: one line naming it, no traceback, no temporary."""
-    from matplotlib.figure import Figure
+    from PIL import Image
 
-    def savefig(self, fname, *args, **kwargs):
-        Path(fname).write_bytes(b"\x89PNG half")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fname))
+    def save(self, fp, *args, **kwargs):  # training-time pictures are Pillow images (pipeline.quicklook)
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
 
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    monkeypatch.setattr(Image.Image, "save", save)
     code, run = train(tmp_path, "pictures", ["--planes.draw=1", "--planes.draw_resolution=8",
                                              "--train.epochs=1"])
     err = capsys.readouterr().err

@@ -66,6 +66,8 @@ def _flatten(d, prefix=""):
     ("--wandb.mode=sometimes", "wandb.mode"),
     ("--data.augment.crop=maybe", "data.augment.crop"),
     ("model.width=3", "model.width"),
+    ("--train.devices=2", "train.devices"),
+    ("--train.strategy=ddp", "train.strategy"),
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -98,3 +100,9 @@ def test_known_keys_cover_the_contract():
     for key in ("model.name", "model.width", "data.name", "data.noise.rate", "data.noise.kind",
                 "train.epochs", "train.batch_size", "train.lr", "seeds", "output_dir"):
         assert key in keys
+
+
+def test_several_devices_point_to_the_sweep_engine():
+    """One run is one device (its data lives there); several GPUs mean several runs at once."""
+    with pytest.raises(ConfigError, match="train.devices: 4 is not supported.*ddsweep sweep FILE --local"):
+        load_config(overrides=["--train.devices=4"])

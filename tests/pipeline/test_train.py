@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from pipeline.config import load_config
 from pipeline.errors import UserError
@@ -60,6 +62,16 @@ def test_cli_train_writes_the_run_directory(tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "planes").glob("train_0_e*.png")) == ["train_0_e0003.png"]
     assert (run / "planes" / "mislabeled_0_seeds_e0003.png").stat().st_size > 10_000
+    picture = Image.open(run / "planes" / "train_0_e0003.png")  # readable without the code:
+    title = picture.text["Title"]
+    for part in ("mlpk k=8", "noise 0.2", "train plane 0", "epoch 3", "regions"):
+        assert part in title, (part, title)
+    maps = np.load(run / "planes" / "train_0_e0003.npz")
+    assert f"{int(maps['regions'])} regions" in title
+    drawn = picture.text["Description"].splitlines()
+    assert any(line.startswith("x1: ") for line in drawn)
+    names = [str(n) for n in maps["class_names"]]
+    assert {names[c] for c in np.unique(maps["labels"][0])} <= set(drawn)
     # a second identical command does nothing
     again = run_cli(["train", *SMALL, f"--output_dir={out}", "--run_name=r1"], tmp_path)
     assert again.returncode == 0 and "already finished" in again.stdout
