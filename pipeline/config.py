@@ -27,6 +27,7 @@ PLANE_FAMILIES = ("train", "test", "clean_class", "mislabeled")
 AGREEMENT_FAMILIES = ("test_distinct", "test")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -81,7 +82,8 @@ class TrainConfig:
     devices: int = 1  # one device per run: several GPUs are used by running several runs at once
     strategy: str = "auto"  # kept so run directories can be re-read; only "auto"
     fuse_seeds: bool = True
-    compile: bool = False
+    compile: bool = False  # torch.compile the network
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead captures CUDA graphs on a GPU
     checkpoint_every: int = 1
     eval_every: int = 1  # evaluate train/test sets (bookkeeping metrics) every n epochs
 
@@ -341,6 +343,7 @@ def validate(cfg: Config) -> None:
     _at_least("train.schedule_step", t.schedule_step, 1)
     _choice("train.precision", t.precision, PRECISIONS)
     _choice("train.accelerator", t.accelerator, ACCELERATORS)
+    _choice("train.compile_mode", t.compile_mode, COMPILE_MODES)
     if t.devices != 1 or t.strategy != "auto":
         key, value = ("train.devices", t.devices) if t.devices != 1 else ("train.strategy", repr(t.strategy))
         raise ConfigError(f"{key}: {value} is not supported; a run trains on one device (devices 1, strategy "

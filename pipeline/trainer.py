@@ -72,7 +72,7 @@ def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, net, dataset, labels, au
     steps_per_epoch = -(-len(dataset.y_train) // cfg.train.batch_size)
     module = DDModule(net, seeds=seeds, train=cfg.train, steps_per_epoch=steps_per_epoch)
     if cfg.train.compile:
-        module.net = torch.compile(module.net)
+        module.net.compile(mode=cfg.train.compile_mode)  # in place: checkpoint keys stay those of the plain net
 
     params = count_params(net) if cfg.train.fuse_seeds else count_params(net.nets[0])
     static = {"model/params": params, "model/width": cfg.model.width}

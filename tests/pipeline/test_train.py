@@ -161,3 +161,17 @@ def test_rerun_with_another_config_is_refused(tmp_path):
     cfg = load_config(overrides=[*SMALL, f"--output_dir={tmp_path}", "--run_name=same", "--train.epochs=5"])
     with pytest.raises(UserError, match="different config"):
         train_run(cfg, verbose=False)
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_plain_metrics(tmp_path):
+    """train.compile (torch.compile, here Inductor on the CPU) changes no result beyond
+    floating-point noise; slow: compiling takes tens of seconds."""
+    code_a, a = _train(tmp_path, "plain")
+    code_b, b = _train(tmp_path, "compiled", ["--train.compile=true", "--train.compile_mode=reduce-overhead"])
+    assert code_a == code_b == 0
+    plain, compiled = rows_without_time(a), rows_without_time(b)
+    assert [r["epoch"] for r in plain] == [r["epoch"] for r in compiled]
+    for key in ("train/loss", "test/loss", "train/error", "test/error"):
+        assert compiled[-1][key] == pytest.approx(plain[-1][key], rel=1e-4, abs=1e-4), key
+    assert list(_weights(a)) == list(_weights(b))  # checkpoints load into a plain network (ddsweep plane)
