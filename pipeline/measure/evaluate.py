@@ -201,16 +201,17 @@ def predict_affine(
         h = logits_fn.stem(ends).movedim(batch_dim, 0)  # [T*(K+1), *rest]
     rest = h.shape[1:]
     h = h.reshape(T, K + 1, -1)
-    h0, dh = h[:, 0], h[:, 1:] - h[:, :1]  # stem(o) [T, F]; stem(o + d_j) − stem(o) [T, K, F]
+    # rows stem(o), stem(o + d_j) − stem(o): a point's stem output is [1, c] @ rows, one product
+    rows = torch.cat([h[:, :1], h[:, 1:] - h[:, :1]], 1)  # [T, K+1, F]
 
     def make_stem(start: int, end: int) -> Tensor:
         t, c = coefficients(start, end)
-        c = c.to(h.dtype)
+        c = torch.cat([c.new_ones(end - start, 1), c], 1).to(h.dtype)  # [n, 1+K]
         out = h.new_empty(end - start, h.shape[-1])
         planes, counts = torch.unique_consecutive(t, return_counts=True)
         lo = 0
         for plane, n in zip(planes.tolist(), counts.tolist()):  # one small matmul per run of points
-            torch.addmm(h0[plane], c[lo:lo + n], dh[plane], out=out[lo:lo + n])
+            torch.mm(c[lo:lo + n], rows[plane], out=out[lo:lo + n])
             lo += n
         return out.reshape(end - start, *rest).movedim(0, batch_dim)
 
