@@ -12,9 +12,11 @@ from torch import Tensor, nn
 
 LogitsFn = Callable[[Tensor], Tensor]  # x [N, *in_shape] -> logits [S, N, C]
 
-# On a CPU, predict_affine evaluates at most this many bytes of first-layer output per call: a
-# wide MLP's grid runs 4x faster in 2,048-point calls (8 MB) than in 16,384-point ones.
+# predict_affine evaluates at most this many bytes of first-layer output per call. On a CPU a
+# wide MLP's grid runs 4x faster in 2,048-point calls (8 MB) than in 16,384-point ones; on a GPU
+# the cap only bounds memory (a ResNet18-k stem at k=64, 2 seeds, 32x32: 2,048 points per call).
 CPU_STEM_CHUNK_BYTES = 8 << 20
+GPU_STEM_CHUNK_BYTES = 1 << 30
 
 
 class ModelLogits:
@@ -172,12 +174,12 @@ def predict_affine(
     giving the points of the flat slice [start, end).
 
     With a ``ModelLogits`` whose model has an affine stem, the first layer runs on the T*(K+1)
-    points o_t and o_t + d_tj only (in float32, outside autocast) and each point's first-layer
+    points o_t and o_t + d_tj only (at full precision, outside autocast) and each point's first-layer
     output is built as stem(o) + Σ c_j (stem(o + d_j) − stem(o)): the same function up to
     floating-point rounding, at 2K multiply-adds per first-layer output instead of the layer.
-    Any other logits function gets the points themselves. On a CPU the calls are also capped at
-    ``CPU_STEM_CHUNK_BYTES`` of first-layer output (chunking never changes which points are
-    evaluated, only how many go through one call).
+    Any other logits function gets the points themselves. Calls are also capped at
+    ``CPU_STEM_CHUNK_BYTES`` (GPU: ``GPU_STEM_CHUNK_BYTES``) of first-layer output; chunking never
+    changes which points are evaluated, only how many go through one call.
     """
     if max_points_per_call < 1:
         raise ValueError(f"max_points_per_call must be >= 1, got {max_points_per_call}")
@@ -215,9 +217,8 @@ def predict_affine(
             lo += n
         return out.reshape(end - start, *rest).movedim(0, batch_dim)
 
-    chunk = max_points_per_call
-    if h.device.type == "cpu":  # keep each call's first-layer output in cache (measured: bench/RESULTS.md)
-        chunk = min(chunk, max(256, CPU_STEM_CHUNK_BYTES // (h.element_size() * h.shape[-1])))
+    budget = CPU_STEM_CHUNK_BYTES if h.device.type == "cpu" else GPU_STEM_CHUNK_BYTES
+    chunk = min(max_points_per_call, max(256, budget // (h.element_size() * h.shape[-1])))
     chunks = []
     with torch.no_grad():
         for start in range(0, n_points, chunk):
