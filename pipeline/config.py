@@ -101,6 +101,7 @@ class PlanesConfig:
     n_planes: int = 20
     resolution: int = 50
     margin: float = 0.1
+    triangles: bool = False  # also count regions on the triangle x1, x2, x3 of each plane's triplet
     seed: int = 0
     agreement_triplets: int = 100
     # METHODS: agreement over test triplets of three distinct classes; `test` (any three test

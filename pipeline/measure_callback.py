@@ -15,7 +15,7 @@ from pipeline.errors import ConfigError
 from pipeline.measure.evaluate import as_logits_fn, batched_logits, predict_labels
 from pipeline.measure.margin import geometric_steps, margin_summary, margins
 from pipeline.measure.planes import PlaneGrid, predict_planes
-from pipeline.measure.regions import count_regions_batch, segment_counts, summarize
+from pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
 from pipeline.measure.repro import pd_l1, plane_agreement, test_disagreement
 from pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
 from pipeline.rundir import atomic_write_bytes
@@ -25,6 +25,7 @@ class DecisionPlanes(L.Callback):
     """Every `planes.every_n_epochs` epochs (and at the last epoch) logs:
 
     regions/<family>/mean|median|std (per seed as .../seed<N>, bare = mean over seeds),
+    regions2d/<family>/mean|median|std (the triangle variant, when `planes.triangles` is on),
     regions1d/mean, repro/plane_agreement, repro/test_disagreement, repro/pd_l1 (S ≥ 2 only),
     margin/clean/mean|median, margin/mislabeled/mean|median (when margin.points > 0);
     and every `planes.draw_every_n_epochs` epochs (and at the last) draws the first `planes.draw`
@@ -82,6 +83,10 @@ class DecisionPlanes(L.Callback):
             maps = predict_planes(fn, anchors, self.p.resolution, self.p.margin, **kw)   # [S, T, R, R]
             for stat, value in summarize(count_regions_batch(maps)).items():
                 out[f"regions/{fam}/{stat}"] = value
+            if self.p.triangles:  # METHODS' 2-D variant: the triangle α+β ≤ 1 of the same triplets
+                counts = triangle_counts(fn, anchors[:, 0], anchors[:, 1], anchors[:, 2], self.p.resolution, **kw)
+                for stat, value in summarize(counts).items():
+                    out[f"regions2d/{fam}/{stat}"] = value
         if "pairs1d" in self.indices:
             pairs = self._inputs(self.indices["pairs1d"], False, device)  # [P, 2, *shape]
             counts = segment_counts(fn, pairs[:, 0], pairs[:, 1], self.cfg.regions1d.points, **kw)
