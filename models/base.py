@@ -5,6 +5,8 @@ of tensors shaped `[S, ...]` (see models/layers.py). That makes per-copy bookkee
 stacking S single-copy state dicts is a `torch.cat` along dim 0 and taking one copy out is a slice.
 """
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -53,6 +55,13 @@ class FusedModel(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
+
+
+def run_from(layers: nn.Sequential, start: int, x: torch.Tensor) -> torch.Tensor:
+    """``layers[start:](x)`` without building a new Sequential on every call."""
+    for layer in itertools.islice(layers, start, None):
+        x = layer(x)
+    return x
 
 
 def image_shape(name: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:

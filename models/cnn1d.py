@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from models.base import FusedModel
+from models.base import FusedModel, run_from
 from models.layers import PConv1d, PLinear, from_grouped, make_activation, to_grouped
 from models.registry import register_model
 from pipeline.errors import ConfigError
@@ -32,7 +32,7 @@ class CNN1d(FusedModel):
         return self.features[0](to_grouped(x, self.copies))  # first conv: [B, S*k, L1]
 
     def forward_body(self, h: torch.Tensor) -> torch.Tensor:
-        x = self.features[1:](h)  # [B, S*k, L']
+        x = run_from(self.features, 1, h)  # [B, S*k, L']
         return from_grouped(x, self.copies).flatten(2)  # [S, B, k*L']
 
 

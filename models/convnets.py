@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import FusedModel, check_choice, image_shape
+from models.base import FusedModel, check_choice, image_shape, run_from
 from models.layers import (PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation,
                            max_pool2x, round_channels, to_grouped)
 from models.registry import register_model
@@ -50,7 +50,7 @@ class PlainConvNet(FusedModel):
         return self.features[0](to_grouped(x, self.copies))  # first conv: [B, S*k, H, W]
 
     def forward_body(self, h: torch.Tensor) -> torch.Tensor:
-        x = self.features[1:](h)  # [B, S*C, H', W']
+        x = run_from(self.features, 1, h)  # [B, S*C, H', W']
         x = self.global_pool(x, 1).flatten(1)  # [B, S*C]
         return from_grouped(x, self.copies)  # [S, B, C]
 

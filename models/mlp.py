@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from models.base import FusedModel, check_min
+from models.base import FusedModel, check_min, run_from
 from models.layers import PLinear, make_activation
 from models.registry import register_model
 
@@ -27,7 +27,7 @@ class MLP(FusedModel):
         return self.features[0](x.flatten(2))  # [S or 1, B, F] -> [S, B, k], before the activation
 
     def forward_body(self, h: torch.Tensor) -> torch.Tensor:
-        return self.features[1:](h)  # [S, B, k]
+        return run_from(self.features, 1, h)  # [S, B, k]
 
 
 @register_model
