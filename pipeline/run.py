@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Config
+from pipeline.config import Config, from_dict
 from pipeline.errors import ConfigError, UserError
 from pipeline.network import build_network, seed_streams
 from pipeline.rundir import RunDir, default_run_name, final_metrics, provenance
@@ -127,6 +127,10 @@ def _check_same_science(run_dir: RunDir, cfg_dict: dict) -> None:
     saved = run_dir.saved_config()
     if saved is None:
         return
+    try:  # fill keys added since the run was written with their defaults
+        saved = from_dict({k: v for k, v in saved.items() if k != "provenance"}).to_dict()
+    except ConfigError:
+        pass  # compared as written: it differs, and the message below says where
     strip = lambda d: {k: v for k, v in d.items() if k not in _RESUMABLE_KEYS}  # noqa: E731
     if strip(saved) != strip(cfg_dict):
         diff = sorted(k for k in set(strip(saved)) | set(strip(cfg_dict)) if saved.get(k) != cfg_dict.get(k))

@@ -163,6 +163,17 @@ def test_rerun_with_another_config_is_refused(tmp_path):
         train_run(cfg, verbose=False)
 
 
+def test_run_written_before_a_key_existed_is_still_the_same_run(tmp_path, capsys):
+    """Keys added to the config later (with defaults) do not make an older run "different"."""
+    code, run = _train(tmp_path, "old")
+    assert code == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["planes"]["triangles"], saved["train"]["compile_mode"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    code, _ = _train(tmp_path, "old")
+    assert code == 0 and "already finished" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_compiled_network_gives_the_plain_metrics(tmp_path):
     """train.compile (torch.compile, here Inductor on the CPU) changes no result beyond
