@@ -35,11 +35,9 @@ MODES = ("fused", "seedlist", "runs")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     H.add_grid_arguments(p)
-    p.add_argument("--widths", help="comma-separated widths instead of the grid's")
     p.add_argument("--seeds", help="comma-separated seeds (default: the grid's)")
     p.add_argument("--epochs", type=int, help="timed epochs (default: 1 on GPU, 10 on CPU), rounded up to a "
                                               "multiple of the evaluation and checkpoint periods")
-    p.add_argument("--train-size", type=int, help="train images (synthetic size on GPU, data.n_train on CPU)")
     p.add_argument("--quick", action="store_true", help="two widths, small data")
     H.add_repeat_argument(p)
     return p.parse_args(argv)
@@ -63,14 +61,7 @@ def bench_width(point: dict, *, epochs: int, train_size: int | None, repeats: in
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    grid = H.default_grid(args.sweep, args.grid)
-    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
-    train_size, epochs = args.train_size, args.epochs
-    if args.quick:
-        widths = widths or grid.widths[:2]
-        train_size = train_size or (1024 if H.on_gpu() else 256)
-        epochs = epochs or 1
-    reps = H.repeats(args.repeats if args.repeats is not None else (1 if args.quick else None))
+    grid, widths, train_size, epochs, reps = H.selection(args, quick_epochs=1)
     grid = grid.restricted(widths, first_only=True)
     if args.seeds:
         grid.fixed["seeds"] = [int(s) for s in args.seeds.split(",")]

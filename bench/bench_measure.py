@@ -33,13 +33,11 @@ from bench import harness as H  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     H.add_grid_arguments(p)
-    p.add_argument("--widths", help="comma-separated widths instead of the grid's")
     p.add_argument("--all-points", action="store_true",
                    help="every point (default: one value of the lists other than model.width)")
     p.add_argument("--epochs", type=int, help="epochs per timed window (default: 1 on GPU, 10 on CPU), rounded up "
                                               "to a multiple of the evaluation and checkpoint periods")
     H.add_repeat_argument(p)
-    p.add_argument("--train-size", type=int, help="train images (synthetic size on GPU, data.n_train on CPU)")
     p.add_argument("--quick", action="store_true", help="two widths, small data, a shortened schedule")
     return p.parse_args(argv)
 
@@ -107,14 +105,7 @@ def bench_point(point: dict, *, epochs: int | None, repeats: int, train_size: in
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    grid = H.default_grid(args.sweep, args.grid)
-    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
-    train_size, epochs = args.train_size, args.epochs
-    if args.quick:
-        epochs = epochs or 4
-        widths = widths or grid.widths[:2]
-        train_size = train_size or (1024 if H.on_gpu() else 256)
-    reps = H.repeats(args.repeats if args.repeats is not None else (1 if args.quick else None))
+    grid, widths, train_size, epochs, reps = H.selection(args, quick_epochs=4)
     grid = grid.restricted(widths, first_only=not args.all_points)
     points = grid.points()
     device = H.device_name()

@@ -34,12 +34,10 @@ from bench import harness as H  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     H.add_grid_arguments(p)
-    p.add_argument("--widths", help="comma-separated widths instead of the grid's")
     p.add_argument("--epochs", type=int,
                    help="timed epochs per point (default: 1 on GPU, 10 on CPU), rounded up to a multiple of the "
                         "recipe's evaluation and checkpoint periods")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs before them (default 1)")
-    p.add_argument("--train-size", type=int, help="train images (synthetic size on GPU, data.n_train on CPU)")
     p.add_argument("--quick", action="store_true", help="two widths, one value of the other lists, small data")
     H.add_repeat_argument(p)
     args = p.parse_args(argv)
@@ -49,17 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def setup(args) -> tuple[H.Grid, int, int | None, int]:
-    grid = H.default_grid(args.sweep, args.grid)
-    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
-    epochs, train_size = args.epochs, args.train_size
-    if args.quick:
-        grid = grid.restricted(widths or grid.widths[:2], first_only=True)
-        epochs = epochs or 1
-        train_size = train_size or (1024 if H.on_gpu() else 256)
-    elif widths:
-        grid = grid.restricted(widths)
+    grid, widths, train_size, epochs, reps = H.selection(args, quick_epochs=1)
+    grid = grid.restricted(widths, first_only=args.quick)
     period = H.schedule_period(H.make_config(grid.points()[0]))
-    reps = H.repeats(args.repeats if args.repeats is not None else (1 if args.quick else None))
     return grid, H.window(period, epochs, 1 if H.on_gpu() else 10), train_size, reps
 
 

@@ -133,6 +133,23 @@ def add_grid_arguments(parser) -> None:
     parser.add_argument("--grid", choices=("auto", "demo", "resnet18k"), default="auto",
                         help="auto (default): the ResNet18-k grid on a GPU, the demo sweep on a CPU")
     parser.add_argument("--sweep", help="the CPU grid's sweep file (default sweeps/demo.yaml)")
+    parser.add_argument("--widths", help="comma-separated widths instead of the grid's")
+    parser.add_argument("--train-size", type=int, help="train images (synthetic size on GPU, data.n_train on CPU)")
+
+
+def selection(args, quick_epochs: int) -> tuple[Grid, list[int] | None, int | None, int | None, int]:
+    """(grid, widths, train size, epochs, repeats) from a bench script's arguments (the grid ones,
+    --epochs, --repeats, --quick); --quick fills what is not given with the first two widths, a
+    small train set, `quick_epochs` epochs and one repeat."""
+    grid = default_grid(args.sweep, args.grid)
+    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
+    train_size, epochs = args.train_size, args.epochs
+    if args.quick:
+        widths = widths or grid.widths[:2]
+        train_size = train_size or (1024 if on_gpu() else 256)
+        epochs = epochs or quick_epochs
+    reps = repeats(args.repeats if args.repeats is not None else (1 if args.quick else None))
+    return grid, widths, train_size, epochs, reps
 
 
 # ----------------------------------------------------------------------------- synthetic CIFAR
