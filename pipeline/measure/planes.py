@@ -131,14 +131,11 @@ class PlaneGrid:
         return t, torch.stack([self.u[t, self._i[flat]], self.v[t, self._j[flat]]], 1)
 
     def points(self, start: int, end: int) -> Tensor:
-        """Grid points ``[end - start, *shape]`` of the flat slice [start, end)."""
-        per_plane = self.resolution ** 2
-        parts = []
-        for t in range(start // per_plane, (end - 1) // per_plane + 1):
-            lo, hi = max(start - t * per_plane, 0), min(end - t * per_plane, per_plane)
-            uv = torch.stack([self.u[t, self._i[lo:hi]], self.v[t, self._j[lo:hi]]], 1)  # [n, 2]
-            parts.append(torch.addmm(self.origin[t], uv.to(self.dtype), self.basis[t]))  # [n, D]
-        return torch.cat(parts).reshape(end - start, *self.shape)
+        """Grid points ``[end - start, *shape]`` of the flat slice [start, end): x1 + u·â + v·b̂."""
+        t, uv = self.coefficients(start, end)
+        uv = uv.to(self.dtype)
+        pts = self.origin[t] + uv[:, :1] * self.basis[t, 0] + uv[:, 1:] * self.basis[t, 1]  # [n, D]
+        return pts.reshape(end - start, *self.shape)
 
 
 def plane_grid(anchors: Tensor, resolution: int, margin: float, eps: float = DEFAULT_EPS
