@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
 

@@ -10,7 +10,7 @@ import torch
 from data.loader import Augment, DeviceBatches, EvalBatches
 from data.noise import NoisyLabels
 from data.sources import Dataset
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 class _TrainerEpochBatches(DeviceBatches):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from data.constants import CIFAR10_ASYMMETRIC_PAIRS
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 NOISE_KINDS = ("symmetric", "uniform", "asymmetric")
 

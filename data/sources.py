@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from data import constants
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 @dataclass(frozen=True, eq=False)

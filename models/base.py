@@ -10,7 +10,7 @@ import itertools
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 class FusedModel(nn.Module):

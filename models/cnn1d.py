@@ -12,7 +12,7 @@ from torch import nn
 from models.base import FusedModel, run_from
 from models.layers import PConv1d, PLinear, from_grouped, make_activation, to_grouped
 from models.registry import register_model
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 class CNN1d(FusedModel):

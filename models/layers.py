@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 def round_channels(value: float) -> int:

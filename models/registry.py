@@ -15,7 +15,7 @@ from torch import nn
 
 from models.base import init_parameters
 from models.layers import check_activation
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 _FIXED = ("width", "in_shape", "num_classes", "activation", "copies")
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}

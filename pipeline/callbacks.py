@@ -17,7 +17,7 @@ import lightning as L
 import torch
 
 from pipeline.measure.evaluate import split_metrics
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.rundir import RunDir, file_digest
 from pipeline.tracking import Tracker
 

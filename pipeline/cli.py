@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from pipeline.errors import OneLineParser, UserError
+from ddsweep.errors import OneLineParser, UserError
 
 USAGE = """usage: ddsweep COMMAND [ARGS]
 

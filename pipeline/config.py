@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 NOISE_KINDS = ("symmetric", "uniform", "asymmetric")
 OPTIMIZERS = ("adam", "sgd")

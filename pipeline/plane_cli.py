@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import OneLineParser, UserError
+from ddsweep.errors import OneLineParser, UserError
 
 
 def find_run(path: str) -> tuple[Path, Path]:
@@ -78,8 +78,9 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from pipeline.measure.evaluate import as_logits_fn
-    from pipeline.measure_callback import draw_indices, draw_planes
-    from pipeline.plots import montage, save_figure
+    from pipeline.measure_callback import draw_indices
+    from pipeline.viz.draw import draw_planes
+    from pipeline.viz.plots import montage, save_figure
 
     panels: dict[int, list] = {i: [] for i in args.index}
     for path in args.runs:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Config, from_dict
-from pipeline.errors import ConfigError, UserError
+from ddsweep.errors import ConfigError, UserError
 from pipeline.network import build_network, seed_streams
 from pipeline.rundir import RunDir, default_run_name, final_metrics, provenance
 

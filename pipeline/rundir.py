@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

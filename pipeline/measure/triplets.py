@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 from pipeline.measure.planes import DEFAULT_EPS, degenerate_mask
 
 FAMILIES = ("train", "test", "test_distinct", "clean_class", "mislabeled")

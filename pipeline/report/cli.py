@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipeline.rundir import atomic_write_text, remove_temporaries
-from pipeline.errors import OneLineParser, UserError
+from ddsweep.errors import OneLineParser, UserError
 from pipeline.report import analysis as A
 from pipeline.report import figures as F
 from pipeline.report.collect import Sweep, load_sweep

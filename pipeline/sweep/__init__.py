@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import OneLineParser, UserError
+from ddsweep.errors import OneLineParser, UserError
 
 DESCRIPTION = """\
 Run every point of a W&B sweep file. When W&B is logged in and online, this creates the W&B sweep,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.rundir import atomic_write_text, remove_temporaries
 from pipeline.sweep import state as st
 from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,

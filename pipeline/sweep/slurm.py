@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.sweep import online
 from pipeline.sweep.local import LocalSweep, run_shard
 from pipeline.sweep.spec import SweepSpec

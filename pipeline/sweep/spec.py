@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, UserError
+from ddsweep.errors import ConfigError, UserError
 
 METHODS = ("grid", "random", "bayes")
 ARGS_MACROS = ("args", "args_no_equals", "args_no_hyphens", "args_no_boolean_flags", "args_json",

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.rundir import atomic_write_text
 
 STATE = "state.json"

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from data.loader import Augment, DeviceBatches, eval_batches, shuffle_order
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 def gen(seed=0):

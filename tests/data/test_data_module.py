@@ -6,7 +6,7 @@ from data.loader import Augment, DeviceBatches
 from data.module import DDDataModule
 from data.noise import apply_label_noise
 from data.sources import Dataset, load_source
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 def tiny_image_dataset(n=12, m=5):

@@ -5,7 +5,7 @@ import torch
 
 from data.constants import CIFAR10_ASYMMETRIC_PAIRS, CIFAR10_CLASSES
 from data.noise import NOISE_KINDS, apply_label_noise, symmetric_counts
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 def imbalanced_labels(sizes):

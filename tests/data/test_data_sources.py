@@ -8,7 +8,7 @@ import torch
 from data.sources import (
     bayes_predict, gaussian_means, list_sources, load_source, source_options,
 )
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 ALL_SOURCES = {"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "digits", "mnist1d", "gaussians", "moons", "spirals"}
 SMALL = {
@@ -173,7 +173,7 @@ def test_cifar_batches_cannot_run_code(tmp_path):
     import pickle
 
     from data.sources import _read_cifar_batches
-    from pipeline.errors import DataError
+    from ddsweep.errors import DataError
 
     marker = tmp_path / "ran"
 

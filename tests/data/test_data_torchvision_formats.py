@@ -9,7 +9,7 @@ import torch
 
 from data import constants
 from data.sources import load_source
-from pipeline.errors import DataError
+from ddsweep.errors import DataError
 
 
 def normalized(value_u8, mean, std):

@@ -194,7 +194,7 @@ def test_disk_full_while_drawing_a_picture(tmp_path, capsys, monkeypatch, fault_
     """A plane picture that cannot be written: one line naming it, no traceback, no temporary."""
     from PIL import Image
 
-    def save(self, fp, *args, **kwargs):  # training-time pictures are Pillow images (pipeline.quicklook)
+    def save(self, fp, *args, **kwargs):  # training-time pictures are Pillow images (pipeline.viz.quicklook)
         Path(fp).write_bytes(b"\x89PNG half")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
 

@@ -241,7 +241,7 @@ SWEEP_LINES = ["method: grid", "method: [grid]", "parameters:", "  model.width:"
     hs.binary(max_size=32),
     hs.sampled_from([b"[1, 2]", b"42", b"null", b"", b"\xff\xfe\x00m", b"---\n---\n", b"- method: grid\n"])))
 def test_sweep_file_junk_is_rejected_in_one_line(tmp_path, fault_log, content):
-    from pipeline.errors import UserError
+    from ddsweep.errors import UserError
     from pipeline.sweep.spec import expand, load_spec, validate_points
 
     path = tmp_path / "junk.yaml"

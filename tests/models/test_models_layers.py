@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from models.layers import (ACTIVATIONS, PBatchNorm2d, PConv2d, PLayerNorm, PLinear, SmeLU,
                            from_grouped, make_activation, round_channels, to_grouped)
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 def randn(*shape: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 
 from models import (ACTIVATIONS, count_params, create_model, list_models, model_options,
                     register_model)
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 def randn(*shape: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.config import Config, known_keys, load_config, parse_override
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 
 
 def test_defaults_validate():

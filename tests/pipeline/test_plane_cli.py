@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 from pipeline.run import prepare_data, train_run
 
 COMMON = ["--train.epochs=2", "--train.batch_size=256", "--planes.n_planes=4", "--planes.resolution=10",

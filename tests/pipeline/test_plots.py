@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pipeline.plots import (
+from pipeline.viz.plots import (
     DISAGREE_LABEL,
     MISLABELED_LABEL,
     class_colors,

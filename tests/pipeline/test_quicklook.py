@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.plots import ANCHOR_LABEL, DISAGREE_LABEL, MISLABELED_LABEL, class_colors
-from pipeline.quicklook import DARKEN, HATCH, Picture, render_plane, render_plane_seeds, to_pixel
+from pipeline.viz.plots import ANCHOR_LABEL, DISAGREE_LABEL, MISLABELED_LABEL, class_colors
+from pipeline.viz.quicklook import DARKEN, HATCH, Picture, render_plane, render_plane_seeds, to_pixel
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 NO_ANCHORS = dict(class_names=NAMES, anchor_labels=[], anchor_mislabeled=[], num_classes=10)

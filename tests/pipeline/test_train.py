@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from pipeline.config import load_config
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.run import train_run
 
 REPO = Path(__file__).resolve().parents[2]

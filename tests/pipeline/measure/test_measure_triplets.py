@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from ddsweep.errors import ConfigError
 from pipeline.measure.planes import degenerate_mask
 from pipeline.measure.triplets import (
     FAMILIES,

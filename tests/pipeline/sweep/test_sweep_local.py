@@ -8,7 +8,7 @@ import pytest
 import yaml
 from sweep_helpers import GRID, final_metrics, read_state, statuses
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.sweep import main
 from pipeline.sweep import state as st
 from pipeline.sweep.local import LocalSweep, classify

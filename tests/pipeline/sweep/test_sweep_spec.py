@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sweep_helpers import GRID
 
-from pipeline.errors import UserError
+from ddsweep.errors import UserError
 from pipeline.sweep.spec import (DEFAULT_COMMAND, Point, SweepSpec, build_command, config_args, expand,
                                  load_spec, make_point, propose, validate_points)
 

@@ -1,12 +1,12 @@
 """Fast training-time pictures of decision planes, drawn with Pillow (METHODS.md, "Decision plane
 through three inputs").
 
-Same arguments, same meaning and same content as ``pipeline.plots.draw_plane`` and
+Same arguments, same meaning and same content as ``pipeline.viz.plots.draw_plane`` and
 ``draw_plane_pair``, at a fraction of the cost: matplotlib spends 0.1-0.2 s a figure on text layout
 and Agg rendering, a large share of a short run that draws planes every few epochs. Publication
 figures (``ddsweep plane``) stay with matplotlib. Label maps are ``[R, R]`` indexed ``[j (v), i (u)]``
 with row j=0 at the bottom; -1 marks pixels outside the map (white). Classes get the colours of
-``pipeline.plots.class_colors`` so both renderers agree.
+``pipeline.viz.plots.class_colors`` so both renderers agree.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from pipeline.plots import (
+from pipeline.viz.plots import (
     ANCHOR_LABEL,
     DISAGREE_LABEL,
     MISLABELED_LABEL,
@@ -446,7 +446,7 @@ def render_plane(
     num_classes: int,
     train_points: tuple | None = None,
 ) -> Picture:
-    """One decision plane, as ``pipeline.plots.draw_plane``: ``label_map [R, R]`` ([j (v), i (u)]),
+    """One decision plane, as ``pipeline.viz.plots.draw_plane``: ``label_map [R, R]`` ([j (v), i (u)]),
     axes ``u, v [R]``, anchors at ``anchor_coords [3, 2]`` (or ``[0, 2]`` for the 2-D input plane)
     labelled with their (noisy) labels and, when they differ, their true class ("cat (true: dog)");
     mislabeled anchors are red-edged stars. ``train_points`` optionally overlays
@@ -474,7 +474,7 @@ def render_plane_seeds(
     seed_names: Sequence[str] | None = None,
 ) -> Picture:
     """The same plane under S seeds side by side (``label_maps [S, R, R]``), as
-    ``pipeline.plots.draw_plane_pair``: pixels where not all seeds agree are darkened and hatched on
+    ``pipeline.viz.plots.draw_plane_pair``: pixels where not all seeds agree are darkened and hatched on
     every panel, each panel is titled with its seed name (default "seed s"), and the title gets a
     last line with the plane agreement. Each panel fits in PANEL_BOX px."""
     maps = np.asarray(label_maps)  # [S, R, R]

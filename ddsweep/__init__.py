@@ -1,0 +1,1 @@
+"""ddsweep: the base layer shared by models/, data/ and pipeline/ (errors only)."""
