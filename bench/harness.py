@@ -1,6 +1,6 @@
 """What the benchmarks share: the grids, timing ddsweep's real pipeline, the output format.
 
-ddsweep is timed through `pipeline.run.train_run`, the path users run: each run writes one
+ddsweep is timed through `pipeline.train.run.train_run`, the path users run: each run writes one
 metrics.jsonl row per epoch whose `time` is the seconds since training started, so the difference
 of two consecutive rows is one whole epoch as run (training, evaluation, measurement when
 scheduled, the row itself and the previous epoch's checkpoint).
@@ -259,8 +259,8 @@ def epoch_seconds(rows: list[dict], warmup: int, epochs: int) -> list[float]:
 
 def time_ddsweep(point: dict, *, warmup: int, epochs: int, **overrides) -> list[float]:
     """Run the point through train_run for warmup+epochs epochs; the timed epochs' seconds."""
-    from pipeline.rundir import RunDir
-    from pipeline.run import train_run
+    from pipeline.store.rundir import RunDir
+    from pipeline.train.run import train_run
 
     with tempfile.TemporaryDirectory(prefix="ddsweep-bench-") as out:
         cfg = make_config(point, **overrides, **{"train.epochs": warmup + epochs, "output_dir": out,
@@ -278,7 +278,7 @@ def time_reference(point: dict, *, warmup: int, epochs: int, **overrides) -> tup
     """The reference loop on the same point, one model per seed: ([seed][timed epoch] seconds,
     train images of one seed's epoch)."""
     from bench.reference import train_reference
-    from pipeline.run import prepare_data
+    from pipeline.train.run import prepare_data
 
     cfg = make_config(point, **overrides, **{"train.epochs": warmup + epochs})
     dataset, labels, _ = prepare_data(cfg)

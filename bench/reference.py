@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from models import create_model
-from pipeline.module import lr_factor
+from pipeline.train.module import lr_factor
 
 
 class SingleModel(nn.Module):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pipeline.rundir import atomic_write_text, remove_temporaries
+from pipeline.store.rundir import atomic_write_text, remove_temporaries
 from ddsweep.errors import OneLineParser, UserError
 from pipeline.report import analysis as A
 from pipeline.report import figures as F

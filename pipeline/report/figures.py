@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from pipeline.rundir import atomic_write_bytes
+from pipeline.store.rundir import atomic_write_bytes
 from pipeline.viz.plots import class_colors
 from pipeline.report import analysis as A
 from pipeline.report.collect import Run

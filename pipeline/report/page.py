@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pipeline.rundir import atomic_write_text
+from pipeline.store.rundir import atomic_write_text
 from pipeline.report import analysis as A
 from pipeline.report.collect import Sweep
 from pipeline.report.tables import fmt, group_table, run_table

@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from ddsweep.errors import UserError
-from pipeline.rundir import atomic_write_text, remove_temporaries
+from pipeline.store.rundir import atomic_write_text, remove_temporaries
 from pipeline.sweep import state as st
 from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)

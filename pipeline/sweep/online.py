@@ -27,7 +27,7 @@ SWEEP_ID_FILE = "wandb_sweep.json"
 
 
 def is_online() -> bool:
-    from pipeline.tracking import has_api_key, wandb_mode
+    from pipeline.store.tracking import has_api_key, wandb_mode
 
     return wandb_mode() == "online" and has_api_key()
 

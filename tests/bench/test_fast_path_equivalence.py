@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pipeline.config import load_config
-from pipeline.run import train_run
+from pipeline.train.run import train_run
 
 # Two epochs of the demo's family on digits, several steps per epoch, label noise, and a small
 # measurement schedule so region counts and seed agreement are compared too.

@@ -30,7 +30,7 @@ def train(out: Path, name: str, extra=(), verbose: bool = False, base=TINY) -> t
     """One real run in this process, on one thread as every sweep point here runs:
     (exit code, run directory)."""
     from pipeline.config import load_config
-    from pipeline.run import train_run
+    from pipeline.train.run import train_run
 
     cfg = load_config(overrides=[*base, *extra, f"--output_dir={out}", f"--run_name={name}"])
     threads = torch.get_num_threads()

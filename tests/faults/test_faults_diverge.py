@@ -34,7 +34,7 @@ def test_huge_learning_rate_diverges_with_exit_3(tmp_path, capsys, fault_log):
 def test_one_seed_going_bad_at_epoch_2_is_named(tmp_path, capsys, monkeypatch, bad, fault_log):
     """A loss that turns non-finite for seed 1 at epoch 2 only: diverged at epoch 2, seed 1, rows 1-2,
     and the epoch-1 checkpoint (written before the bad epoch) is what remains."""
-    from pipeline.module import DDModule
+    from pipeline.train.module import DDModule
 
     original = DDModule.model_step
 

@@ -3,7 +3,7 @@ dotted paths, values of every type, YAML-ish text) and malformed --config files 
 YAML-ish text, bytes) either accepts the config or rejects it with exit code 2 and ONE line on stderr
 naming the key, file or argument at fault: never a traceback, never a hang. Accepted configs go as
 far as training would before its first step (data, label noise, the network) through a stub of
-`pipeline.run.train_run`, so nothing trains.
+`pipeline.train.run.train_run`, so nothing trains.
 
 Sweep files are fuzzed in tests/pipeline/sweep/test_sweep_fuzz.py; the last test here adds what that
 one does not generate: YAML-structured junk (tags, anchors, nesting, flow mixes), non-mapping
@@ -128,9 +128,9 @@ config_file = hs.one_of(
 @pytest.fixture(scope="module")
 def stub_train(tmp_path_factory):
     """Everything `train_run` checks before its first step, without training or writing."""
-    import pipeline.run
-    from pipeline.network import build_network, seed_streams
-    from pipeline.run import prepare_data, resolve_device
+    import pipeline.train.run
+    from pipeline.train.network import build_network, seed_streams
+    from pipeline.train.run import prepare_data, resolve_device
 
     accepted = []
 
@@ -145,7 +145,7 @@ def stub_train(tmp_path_factory):
         return 0
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline.run, "train_run", stub)
+        mp.setattr(pipeline.train.run, "train_run", stub)
         stub(Config())  # imports and the first dataset load happen here, not inside a timed example
         accepted.clear()
         yield accepted

@@ -81,7 +81,7 @@ class Sweep:
 
     def last_epochs(self) -> dict:
         """{run directory: the last epoch in its metrics.jsonl}."""
-        from pipeline.rundir import RunDir
+        from pipeline.store.rundir import RunDir
 
         out = {}
         for run in self.dir.glob("runs/*"):

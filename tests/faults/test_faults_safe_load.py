@@ -47,7 +47,7 @@ def test_checkpoint_with_code_is_refused_and_run_falls_back(interrupted, tmp_pat
     last, marker = run / "checkpoints" / "last.ckpt", tmp_path / "pwned"
     plant_checkpoint(last, marker)
     if recorded:
-        from pipeline.rundir import RunDir, file_digest
+        from pipeline.store.rundir import RunDir, file_digest
 
         RunDir(run).remember_checkpoint(file_digest(last), 2, keep=10)
     fault_log.fault("pickle payload in checkpoint")

@@ -6,9 +6,9 @@ import torch
 from pipeline.config import load_config
 from pipeline.measure.evaluate import as_logits_fn
 from pipeline.measure.regions import summarize, triangle_counts
-from pipeline.measure_callback import draw_indices
-from pipeline.plane_cli import find_run, load_run
-from pipeline.run import train_run
+from pipeline.train.measurement import draw_indices
+from pipeline.cli.plane import find_run, load_run
+from pipeline.train.run import train_run
 
 TINY = ["--data.name=digits", "--model.name=mlpk", "--model.width=6", "--train.epochs=2",
         "--train.batch_size=512", "--data.noise.rate=0.2", "--planes.n_planes=3", "--planes.resolution=16",

@@ -4,7 +4,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import load_config
 from ddsweep.errors import ConfigError
-from pipeline.run import prepare_data, train_run
+from pipeline.train.run import prepare_data, train_run
 
 COMMON = ["--train.epochs=2", "--train.batch_size=256", "--planes.n_planes=4", "--planes.resolution=10",
           "--planes.agreement_triplets=3", "--planes.draw=1", "--planes.draw_resolution=20",

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipeline.config import load_config
 from ddsweep.errors import UserError
-from pipeline.run import train_run
+from pipeline.train.run import train_run
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--data.name=digits", "--model.name=mlpk", "--model.width=8", "--train.epochs=3",

@@ -33,9 +33,9 @@ def find_run(path: str) -> tuple[Path, Path]:
 def load_run(run: Path, ckpt: Path):
     """(cfg, dataset, labels, network with the checkpoint's weights, epochs completed)."""
     from pipeline.config import from_dict, validate
-    from pipeline.network import build_network, seed_streams
-    from pipeline.rundir import RunDir
-    from pipeline.run import prepare_data
+    from pipeline.train.network import build_network, seed_streams
+    from pipeline.store.rundir import RunDir
+    from pipeline.train.run import prepare_data
 
     cfg = from_dict(RunDir(run).saved_config())
     validate(cfg)
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from pipeline.measure.evaluate import as_logits_fn
-    from pipeline.measure_callback import draw_indices
+    from pipeline.train.measurement import draw_indices
     from pipeline.viz.draw import draw_planes
     from pipeline.viz.plots import montage, save_figure
 

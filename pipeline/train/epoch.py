@@ -18,8 +18,8 @@ import torch
 
 from pipeline.measure.evaluate import split_metrics
 from ddsweep.errors import UserError
-from pipeline.rundir import RunDir, file_digest
-from pipeline.tracking import Tracker
+from pipeline.store.rundir import RunDir, file_digest
+from pipeline.store.tracking import Tracker
 
 
 class Diverged(Exception):

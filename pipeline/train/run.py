@@ -16,8 +16,8 @@ import torch
 
 from pipeline.config import Config, from_dict
 from ddsweep.errors import ConfigError, UserError
-from pipeline.network import build_network, seed_streams
-from pipeline.rundir import RunDir, default_run_name, final_metrics, provenance
+from pipeline.train.network import build_network, seed_streams
+from pipeline.store.rundir import RunDir, default_run_name, final_metrics, provenance
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED = 0, 1, 3
 # Write failures that are the storage's (full, over quota, read-only, permissions): one line, no traceback.
@@ -49,7 +49,7 @@ def prepare_data(cfg: Config):
         if not dataset.is_image:
             raise ConfigError(f"data.augment: crop/flip need image data; data.name={d.name} is not images")
         augment = Augment.for_dataset(dataset, crop=d.augment.crop, flip=d.augment.flip, pad=d.augment.pad)
-    from pipeline.measure_callback import check_families
+    from pipeline.train.measurement import check_families
 
     check_families(cfg, dataset, labels)
     return dataset, labels, augment
@@ -80,7 +80,7 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
     if run_dir.saved_config() is None:
         run_dir.write_config(cfg_dict, provenance(argv))
 
-    from pipeline.trainer import build_trainer  # imports Lightning and the models
+    from pipeline.train.trainer import build_trainer  # imports Lightning and the models
 
     wandb_id = (previous.get("wandb") or {}).get("id") or secrets.token_hex(4)
     job = build_trainer(cfg, cfg_dict, run_dir, net, dataset, labels, augment, accelerator, wandb_id, verbose)
@@ -95,7 +95,7 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
         status, error, code = "failed", str(err), EXIT_FAILED
         print(f"ddsweep: error: {err}", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - recorded, then the exit code says failed
-        from pipeline.callbacks import Diverged
+        from pipeline.train.epoch import Diverged
 
         if isinstance(err, Diverged):
             status, error, code = "diverged", str(err), EXIT_DIVERGED

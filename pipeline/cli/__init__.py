@@ -38,7 +38,7 @@ def train_main(argv: list[str]) -> int:
     from pipeline.config import load_config
 
     cfg = load_config(args.config, overrides)
-    from pipeline.run import train_run
+    from pipeline.train.run import train_run
 
     return train_run(cfg, argv=["ddsweep", "train", *argv], verbose=not args.quiet)
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.report import main as report_main
             return report_main(rest)
         if command == "plane":
-            from pipeline.plane_cli import main as plane_main
+            from pipeline.cli.plane import main as plane_main
             return plane_main(rest)
         print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane",
               file=sys.stderr)

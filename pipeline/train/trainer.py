@@ -13,11 +13,11 @@ import torch
 
 from data import DDDataModule
 from models import count_params
-from pipeline.callbacks import EpochCheckpoint, EpochLog, EpochRecorder
-from pipeline.module import DDModule
-from pipeline.network import seed_streams
-from pipeline.rundir import RunDir, file_digest
-from pipeline.tracking import Tracker, wandb_mode
+from pipeline.train.epoch import EpochCheckpoint, EpochLog, EpochRecorder
+from pipeline.train.module import DDModule
+from pipeline.train.network import seed_streams
+from pipeline.store.rundir import RunDir, file_digest
+from pipeline.store.tracking import Tracker, wandb_mode
 
 
 @dataclass
@@ -58,7 +58,7 @@ def precision_for(precision: str, accelerator: str) -> str:
 
 def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, net, dataset, labels, augment, accelerator: str,
                   wandb_id: str, verbose: bool) -> Job:
-    from pipeline.run import Targets
+    from pipeline.train.run import Targets
 
     quiet_lightning()
     seeds = list(cfg.seeds)
@@ -97,9 +97,9 @@ def build_trainer(cfg, cfg_dict: dict, run_dir: RunDir, net, dataset, labels, au
 
 
 def measurement_callbacks(cfg, run_dir, dataset, labels, log, seeds) -> list:
-    """Decision planes, region counts and seed agreement (pipeline.measure_callback)."""
+    """Decision planes, region counts and seed agreement (pipeline.train.measurement)."""
     try:
-        from pipeline.measure_callback import measurement_callbacks as build
+        from pipeline.train.measurement import measurement_callbacks as build
     except ImportError:
         return []
     return build(cfg, run_dir, dataset, labels, log, seeds)
