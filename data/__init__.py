@@ -4,7 +4,7 @@
     labels = apply_label_noise(dataset.y_train, dataset.num_classes, kind="symmetric", rate=0.2, seed=0)
 """
 
-from data.loader import Augment, DeviceBatches, EvalBatches, eval_batches, shuffle_order
+from data.loader import Augment, DeviceBatches, shuffle_order
 from data.noise import NOISE_KINDS, NoisyLabels, apply_label_noise
 from data.sources import Dataset, list_sources, load_source, register_source, source_options
 
@@ -21,7 +21,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Augment", "DDDataModule", "Dataset", "DeviceBatches", "EvalBatches", "NOISE_KINDS", "NoisyLabels",
-    "apply_label_noise", "eval_batches", "list_sources", "load_source", "register_source", "shuffle_order",
+    "Augment", "DDDataModule", "Dataset", "DeviceBatches", "NOISE_KINDS", "NoisyLabels",
+    "apply_label_noise", "list_sources", "load_source", "register_source", "shuffle_order",
     "source_options",
 ]

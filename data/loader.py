@@ -168,26 +168,3 @@ class DeviceBatches:
                 yield xs, ys
             else:
                 yield xs[self.slot_source], ys[self.slot_source]
-
-
-class EvalBatches:
-    """Sequential slices (x_b [B, *in_shape], *ys_b [B]) of tensors that share their first dim;
-    no shuffling, no augmentation."""
-
-    def __init__(self, x: Tensor, *ys: Tensor, batch_size: int):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise DataError(f"data.eval_batch_size: must be a positive integer, got {batch_size!r}")
-        if any(y.shape[0] != x.shape[0] for y in ys):
-            raise ValueError("all eval tensors must have the same first dimension")
-        self.tensors, self.batch_size = (x, *ys), batch_size
-
-    def __len__(self) -> int:
-        return math.ceil(self.tensors[0].shape[0] / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        for start in range(0, self.tensors[0].shape[0], self.batch_size):
-            yield tuple(t[start : start + self.batch_size] for t in self.tensors)
-
-
-def eval_batches(x: Tensor, *ys: Tensor, batch_size: int) -> EvalBatches:
-    return EvalBatches(x, *ys, batch_size=batch_size)

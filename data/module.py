@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import lightning as L
 import torch
 
-from data.loader import Augment, DeviceBatches, EvalBatches
+from data.loader import Augment, DeviceBatches
 from data.noise import NoisyLabels
 from data.sources import Dataset
 from ddsweep.errors import DataError
@@ -33,11 +33,11 @@ class _TrainerEpochBatches(DeviceBatches):
 
 
 class DDDataModule(L.LightningDataModule):
-    """Train batches: (x [S, B, *in_shape], y_noisy [S, B]), S = len(order_seeds).
-    Validation loaders: 0 = the train set for evaluation (x, y_noisy, y_clean, changed),
-    1 = the test set (x, y); both un-augmented, in order."""
+    """Train batches: (x [S, B, *in_shape], y_noisy [S, B]), S = len(order_seeds). Every tensor
+    (train and test sets, noisy and clean labels) is resident on the device (`tensors`), where the
+    run's epoch record evaluates them."""
 
-    def __init__(self, dataset: Dataset, labels: NoisyLabels, *, batch_size: int, eval_batch_size: int,
+    def __init__(self, dataset: Dataset, labels: NoisyLabels, *, batch_size: int,
                  order_seeds: list[int], window: int | None, augment: Augment | None,
                  device: torch.device | str | None = "cpu"):
         super().__init__()
@@ -49,7 +49,7 @@ class DDDataModule(L.LightningDataModule):
                 f"{list(dataset.in_shape)}; turn them off"
             )
         self.dataset, self.labels = dataset, labels
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.batch_size = batch_size
         self.order_seeds, self.window, self.augment = list(order_seeds), window, augment
         self.device = None if device is None else torch.device(device)  # None: the trainer's device
         self._tensors: dict[str, torch.Tensor] | None = None
@@ -79,10 +79,3 @@ class DDDataModule(L.LightningDataModule):
             self, x=t["x_train"], y=t["y_noisy"], batch_size=self.batch_size, order_seeds=self.order_seeds,
             window=self.window, augment=self.augment,
         )
-
-    def val_dataloader(self) -> list[EvalBatches]:
-        t = self.tensors
-        return [
-            EvalBatches(t["x_train"], t["y_noisy"], t["y_clean"], t["changed"], batch_size=self.eval_batch_size),
-            EvalBatches(t["x_test"], t["y_test"], batch_size=self.eval_batch_size),
-        ]

@@ -232,12 +232,16 @@ class RunDir:
         atomic_write_text(self.summary_path, json.dumps(to_jsonable(summary), indent=2, allow_nan=True))
 
 
-def final_metrics(rows: list[dict]) -> dict:
-    """Last value of every metric over the epochs (measurement metrics come from their last epoch)."""
+def final_metrics(rows: list[dict]) -> tuple[dict, dict]:
+    """(last value of every metric over the epochs, the epoch that value comes from): evaluation
+    and measurement metrics come from the last epoch they were computed on."""
     final: dict = {}
+    epochs: dict = {}
     for row in rows:
-        final.update({k: v for k, v in row.items() if k not in ("time",)})
-    return final
+        values = {k: v for k, v in row.items() if k != "time"}
+        final.update(values)
+        epochs.update(dict.fromkeys(values, row.get("epoch")))
+    return final, epochs
 
 
 def is_finite_number(value) -> bool:

@@ -5,9 +5,8 @@ it maps x [S, B, *in_shape] → logits [S, B, C]. The summed per-seed loss gives
 the gradient it would get alone, and Adam/SGD act elementwise, so S seeds trained together follow
 the same trajectories as S separate runs.
 
-The module logs nothing and writes nothing: each evaluation epoch it keeps the un-augmented
-train-set and test-set logits, which the epoch recorder turns into the double-descent bookkeeping
-metrics and the measurement callbacks reuse (test-set seed agreement).
+The module logs nothing, writes nothing and evaluates nothing: the run's epoch record
+(pipeline.train.epoch) evaluates the network and measures it at the end of each epoch.
 """
 from __future__ import annotations
 
@@ -30,8 +29,6 @@ class DDModule(L.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.register_buffer("_step_loss_sum", torch.zeros(len(seeds)), persistent=False)
         self._step_count = 0
-        self._eval_parts: dict[int, list[torch.Tensor]] = {}
-        self.eval_logits: dict[str, torch.Tensor] = {}  # "train" / "test" → [S, N, C], last evaluation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -58,19 +55,6 @@ class DDModule(L.LightningModule):
     def step_loss(self) -> torch.Tensor:
         """Mean mini-batch training loss of this epoch per seed [S] (augmented data, train mode)."""
         return self._step_loss_sum / max(self._step_count, 1)
-
-    # ---------------------------------------------------------------- evaluation
-    def on_validation_epoch_start(self) -> None:
-        self._eval_parts = {}
-
-    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x = batch[0]
-        self._eval_parts.setdefault(dataloader_idx, []).append(self.net(x.unsqueeze(0)).float())
-
-    def on_validation_epoch_end(self) -> None:
-        names = {0: "train", 1: "test"}
-        self.eval_logits = {names[i]: torch.cat(parts, dim=1) for i, parts in self._eval_parts.items()}
-        self._eval_parts = {}
 
     # ---------------------------------------------------------------- optimization
     def configure_optimizers(self):

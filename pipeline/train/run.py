@@ -1,4 +1,5 @@
-"""One run end to end: config → data + label noise → S-seed network → Lightning → run directory + W&B.
+"""One run, top to bottom: config → data + label noise → S-seed network → module → trainer → fit →
+summary. Every other file of pipeline/train is one step of `train_run`.
 
 Exit codes (the sweep engine reads them, and summary.json): 0 finished (or already finished),
 1 failed, 3 diverged. User errors raise UserError before any training starts.
@@ -9,15 +10,13 @@ import errno
 import secrets
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from pipeline.config import Config, from_dict
 from ddsweep.errors import ConfigError, UserError
-from pipeline.train.network import build_network, seed_streams
+from pipeline.config import Config, from_dict
 from pipeline.store.rundir import RunDir, default_run_name, final_metrics, provenance
+from pipeline.train.device import DevicePlan
+from pipeline.train.network import build_network, seed_streams
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED = 0, 1, 3
 # Write failures that are the storage's (full, over quota, read-only, permissions): one line, no traceback.
@@ -26,18 +25,10 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 _RESUMABLE_KEYS = ("wandb", "output_dir", "run_name", "provenance")
 
 
-@dataclass
-class Targets:
-    """Labels the bookkeeping metrics compare against."""
-    noisy: torch.Tensor    # [N] labels trained on
-    clean: torch.Tensor    # [N]
-    changed: torch.Tensor  # [N] bool
-    test: torch.Tensor     # [M]
-
-
 def prepare_data(cfg: Config):
     """Dataset, label noise and augmentation, with every data-dependent check done up front."""
     from data import Augment, apply_label_noise, load_source
+    from pipeline.train.measurement import check_families
 
     d = cfg.data
     dataset = load_source(d.name, root=d.root, download=d.download, n_train=d.n_train,
@@ -49,78 +40,103 @@ def prepare_data(cfg: Config):
         if not dataset.is_image:
             raise ConfigError(f"data.augment: crop/flip need image data; data.name={d.name} is not images")
         augment = Augment.for_dataset(dataset, crop=d.augment.crop, flip=d.augment.flip, pad=d.augment.pad)
-    from pipeline.train.measurement import check_families
-
     check_families(cfg, dataset, labels)
     return dataset, labels, augment
 
 
-def resolve_device(accelerator: str) -> str:
-    if accelerator == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.accelerator: {accelerator} requested but no CUDA device is visible")
-    return "gpu" if accelerator == "cuda" else accelerator
-
-
 def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) -> int:
+    from data import DDDataModule
+    from models import count_params
+    from pipeline.store.tracking import Tracker, wandb_mode
+    from pipeline.train.epoch import EpochCommit, EpochEnd, Targets
+    from pipeline.train.measurement import build_measurement
+    from pipeline.train.module import DDModule
+    from pipeline.train.trainer import build_trainer
+
+    # 1. The run directory: a finished run of this config is done; one of another config is refused.
     cfg_dict = cfg.to_dict()
     run_dir = RunDir(Path(cfg.output_dir) / (cfg.run_name or default_run_name(cfg_dict)))
-    _check_same_science(run_dir, cfg_dict)  # a finished run of another config is not "done"
+    _check_same_science(run_dir, cfg_dict)
     previous = run_dir.read_summary() or {}
     if previous.get("status") == "finished":
         print(f"{run_dir.path}: already finished; nothing to do")
         return EXIT_FINISHED
 
+    # 2. Data, device and network: everything here may still reject the config, so nothing is written yet.
     dataset, labels, augment = prepare_data(cfg)
-    accelerator = resolve_device(cfg.train.accelerator)
+    plan = DevicePlan.for_config(cfg.train, image_inputs=len(dataset.in_shape) == 3)
+    init_seeds, order_seeds = seed_streams(cfg.seeds, cfg.repro.vary)
     net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
-                        init_seeds=seed_streams(cfg.seeds, cfg.repro.vary)[0], fuse=cfg.train.fuse_seeds)
-    run_dir.create()  # everything above may still reject the config; nothing is written before here
+                        init_seeds=init_seeds, fuse=cfg.train.fuse_seeds)
+    run_dir.create()
     if run_dir.saved_config() is None:
         run_dir.write_config(cfg_dict, provenance(argv))
 
-    from pipeline.train.trainer import build_trainer  # imports Lightning and the models
-
+    # 3. Module, data on the device, W&B, the epoch record and the trainer.
+    seeds = list(cfg.seeds)
+    steps_per_epoch = -(-len(dataset.y_train) // cfg.train.batch_size)
+    module = DDModule(plan.prepare(net), seeds=seeds, train=cfg.train, steps_per_epoch=steps_per_epoch)
+    datamodule = DDDataModule(dataset, labels, batch_size=cfg.train.batch_size, order_seeds=order_seeds,
+                              window=cfg.repro.shuffle_window, augment=augment, device=plan.device)
     wandb_id = (previous.get("wandb") or {}).get("id") or secrets.token_hex(4)
-    job = build_trainer(cfg, cfg_dict, run_dir, net, dataset, labels, augment, accelerator, wandb_id, verbose)
-    run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=job.tracker.info(),
-                          seeds=cfg.seeds, **job.static_summary)
-    status, error, code = "finished", None, EXIT_FINISHED
-    try:
-        job.fit()
-    except KeyboardInterrupt:
-        status, error, code = "interrupted", "interrupted by the user; run the same command to resume", EXIT_FAILED
-    except UserError as err:
-        status, error, code = "failed", str(err), EXIT_FAILED
-        print(f"ddsweep: error: {err}", file=sys.stderr)
-    except Exception as err:  # noqa: BLE001 - recorded, then the exit code says failed
-        from pipeline.train.epoch import Diverged
+    tracker = Tracker(wandb_mode(cfg.wandb.mode), project=cfg.wandb.project, entity=cfg.wandb.entity,
+                      group=cfg.wandb.group, tags=cfg.wandb.tags, run_dir=run_dir.path, run_id=wandb_id,
+                      name=run_dir.path.name, config=cfg_dict)
+    params = count_params(net) if cfg.train.fuse_seeds else count_params(net.nets[0])
+    static = {"model/params": params, "model/width": cfg.model.width}
+    commit = EpochCommit(run_dir, tracker, every=cfg.train.checkpoint_every)
+    epoch_end = EpochEnd(commit, build_measurement(cfg, run_dir, dataset, labels, seeds),
+                         targets=Targets(labels.noisy, labels.clean, labels.changed, dataset.y_test),
+                         seeds=seeds, static=static, eval_every=cfg.train.eval_every,
+                         eval_batch_size=cfg.train.eval_batch_size, verbose=verbose)
+    trainer = build_trainer(cfg.train, plan, [epoch_end], root_dir=str(run_dir.path))
+    ckpt = commit.resume_point()
 
-        if isinstance(err, Diverged):
-            status, error, code = "diverged", str(err), EXIT_DIVERGED
-        elif isinstance(err, OSError) and err.errno in _STORAGE_ERRNOS:  # the disk's fault, not the code's
-            status, error, code = "failed", f"cannot write {err.filename or 'a file'}: {err.strerror}", EXIT_FAILED
-            print(f"ddsweep: error: {error}", file=sys.stderr)
-        else:
-            status, error, code = "failed", f"{type(err).__name__}: {err}", EXIT_FAILED
-            traceback.print_exc()
-    if status == "finished" and job.interrupted():  # Lightning swallows Ctrl-C and returns
-        status, error, code = "interrupted", "interrupted; run the same command to resume", EXIT_FAILED
-    rows = run_dir.read_metrics()
-    final = final_metrics(rows)
+    # 4. Fit, then the summary: status, error and the final value of every metric with its epoch.
+    run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=tracker.info(),
+                          seeds=seeds, device=plan.describe(), **static)
+    status, error, code = _fit(trainer, module, datamodule, ckpt)
+    final, epochs = final_metrics(run_dir.read_metrics())
     summary = dict(status=status, error=error, epochs_completed=final.get("epoch", 0),
                    metrics={k: v for k, v in final.items() if k not in ("epoch", "step")},
-                   wandb=job.tracker.info())
+                   metric_epochs={k: v for k, v in epochs.items() if k not in ("epoch", "step")},
+                   wandb=tracker.info())
     try:
         run_dir.write_summary(**summary)
     except UserError as err:
         print(f"ddsweep: error: {err}", file=sys.stderr)
         code = EXIT_FAILED
-    job.tracker.summary({"status": status, **summary["metrics"]})
-    job.tracker.finish(exit_code=0 if code == EXIT_FINISHED else 1)
+    tracker.summary({"status": status, **summary["metrics"]})
+    tracker.finish(exit_code=0 if code == EXIT_FINISHED else 1)
     print(f"{run_dir.path}: {status}" + (f" ({error})" if error else ""))
     return code
+
+
+def _fit(trainer, module, datamodule, ckpt: str | None) -> tuple[str, str | None, int]:
+    """(status, error, exit code) of trainer.fit; every failure is recorded, none escapes."""
+    from pipeline.train.epoch import Diverged
+    from pipeline.train.trainer import fit
+
+    try:
+        fit(trainer, module, datamodule, ckpt)
+    except KeyboardInterrupt:
+        return "interrupted", "interrupted by the user; run the same command to resume", EXIT_FAILED
+    except UserError as err:
+        print(f"ddsweep: error: {err}", file=sys.stderr)
+        return "failed", str(err), EXIT_FAILED
+    except Diverged as err:
+        return "diverged", str(err), EXIT_DIVERGED
+    except OSError as err:
+        if err.errno not in _STORAGE_ERRNOS:
+            traceback.print_exc()
+            return "failed", f"{type(err).__name__}: {err}", EXIT_FAILED
+        error = f"cannot write {err.filename or 'a file'}: {err.strerror}"  # the disk's fault, not the code's
+        print(f"ddsweep: error: {error}", file=sys.stderr)
+        return "failed", error, EXIT_FAILED
+    except Exception as err:  # noqa: BLE001 - recorded, then the exit code says failed
+        traceback.print_exc()
+        return "failed", f"{type(err).__name__}: {err}", EXIT_FAILED
+    return "finished", None, EXIT_FINISHED
 
 
 def _check_same_science(run_dir: RunDir, cfg_dict: dict) -> None:

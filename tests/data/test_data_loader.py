@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from data.loader import Augment, DeviceBatches, eval_batches, shuffle_order
+from data.loader import Augment, DeviceBatches, shuffle_order
 from ddsweep.errors import DataError
 
 
@@ -148,13 +148,6 @@ def test_augment_for_dataset_pads_black_and_validates():
     assert Augment.for_dataset(Stats, crop=True, flip=False).fill == (-1.0, -1.0)
     with pytest.raises(DataError, match=r"^data\.augment\.pad: "):
         Augment(crop=True, flip=False, pad=0)
-
-
-def test_eval_batches_are_sequential():
-    x, y, z = torch.arange(10.0).view(10, 1), torch.arange(10), torch.arange(10) % 2 == 0
-    got = list(eval_batches(x, y, z, batch_size=4))
-    assert len(eval_batches(x, y, z, batch_size=4)) == 3 and [len(b[0]) for b in got] == [4, 4, 2]
-    assert torch.equal(torch.cat([b[1] for b in got]), y) and all(len(b) == 3 for b in got)
 
 
 @pytest.mark.gpu

@@ -23,7 +23,7 @@ class Recorder(L.LightningModule):
     def __init__(self, slots, features, classes):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(slots, features, classes))
-        self.first_batches, self.train_indices, self.val_batches = [], [], []
+        self.first_batches, self.train_indices = [], []
 
     def forward(self, x):  # [S, B, *in_shape] -> [S, B, C]
         return torch.einsum("sbf,sfc->sbc", x.flatten(2), self.weight)
@@ -36,8 +36,6 @@ class Recorder(L.LightningModule):
         logits = self(x)
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
 
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        self.val_batches.append((self.current_epoch, dataloader_idx, [t.shape for t in batch]))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -46,7 +44,7 @@ class Recorder(L.LightningModule):
 def fit(order_seeds, epochs=2, augment=None, device="cpu"):
     dataset = tiny_image_dataset()
     labels = apply_label_noise(dataset.y_train, 3, kind="symmetric", rate=0.25, seed=0)
-    datamodule = DDDataModule(dataset, labels, batch_size=5, eval_batch_size=4, order_seeds=order_seeds,
+    datamodule = DDDataModule(dataset, labels, batch_size=5, order_seeds=order_seeds,
                               window=None, augment=augment, device=device)
     model = Recorder(len(order_seeds), 16, 3)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -74,21 +72,17 @@ def test_trainer_reshuffles_every_epoch_and_reproduces():
     assert torch.equal(next(iter(resumed))[0], model.first_batches[2])
 
 
-def test_validation_loaders_train_eval_then_test():
+def test_data_on_the_trainers_device_and_one_order_for_equal_seeds():
     model, datamodule = fit([3, 3, 3], epochs=1, augment=Augment(crop=True, flip=True, pad=1), device=None)
     assert datamodule.tensors["x_train"].device == torch.device("cpu")  # the trainer's device
     assert all(torch.equal(b[0], b[1]) and torch.equal(b[0], b[2]) for b in model.first_batches)
-    train_eval = [shapes for _, idx, shapes in model.val_batches if idx == 0]
-    test = [shapes for _, idx, shapes in model.val_batches if idx == 1]
-    assert [s[0][0] for s in train_eval] == [4, 4, 4] and all(len(s) == 4 for s in train_eval)
-    assert [s[0][0] for s in test] == [4, 1] and all(len(s) == 2 for s in test)
 
 
 def test_datamodule_rejects_augmenting_vectors():
     dataset = load_source("moons", train_size=20, test_size=5)
     labels = apply_label_noise(dataset.y_train, 2, kind="uniform", rate=0.0, seed=0)
     with pytest.raises(DataError, match=r"^data\.augment: crop and flip need image inputs \[C, H, W\]; moons inputs are \[2\]"):
-        DDDataModule(dataset, labels, batch_size=4, eval_batch_size=4, order_seeds=[0], window=None,
+        DDDataModule(dataset, labels, batch_size=4, order_seeds=[0], window=None,
                      augment=Augment(crop=False, flip=True))
 
 

@@ -60,20 +60,20 @@ def _offline_env(monkeypatch, tmp_path, request, fault_log):
 def interrupted(tmp_path_factory):
     """(uninterrupted reference, a run that crashed right after its epoch-2 checkpoint: last.ckpt
     holds epoch 2, prev.ckpt epoch 1, metrics.jsonl two rows)."""
-    from pipeline import callbacks
+    from pipeline.train.epoch import EpochCommit
 
     root = tmp_path_factory.mktemp("interrupted")
     code, reference = train(root, "reference")
     assert code == 0
-    original = callbacks.EpochCheckpoint.on_train_epoch_end
+    original = EpochCommit.checkpoint
 
-    def crash_after_two(self, trainer, pl_module):
-        original(self, trainer, pl_module)
-        if trainer.current_epoch + 1 == 2:
+    def crash_after_two(self, trainer, epoch):
+        original(self, trainer, epoch)
+        if epoch == 2:
             raise RuntimeError("simulated crash after the epoch-2 checkpoint")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(callbacks.EpochCheckpoint, "on_train_epoch_end", crash_after_two)
+        mp.setattr(EpochCommit, "checkpoint", crash_after_two)
         code, part = train(root, "part")
     assert code == 1 and summary(part)["status"] == "failed" and len(rows(part)) == 2
     return reference, part

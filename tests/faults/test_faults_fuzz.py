@@ -130,7 +130,8 @@ def stub_train(tmp_path_factory):
     """Everything `train_run` checks before its first step, without training or writing."""
     import pipeline.train.run
     from pipeline.train.network import build_network, seed_streams
-    from pipeline.train.run import prepare_data, resolve_device
+    from pipeline.train.device import resolve_accelerator
+    from pipeline.train.run import prepare_data
 
     accepted = []
 
@@ -140,7 +141,7 @@ def stub_train(tmp_path_factory):
             init_seeds, _ = seed_streams(cfg.seeds, cfg.repro.vary)
             build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
                           init_seeds=init_seeds[:1], fuse=True)
-        resolve_device(cfg.train.accelerator)
+        resolve_accelerator(cfg.train.accelerator)
         accepted.append(cfg)
         return 0
 

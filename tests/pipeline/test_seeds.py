@@ -68,6 +68,12 @@ def test_one_seed_has_no_repro_metrics(tmp_path):
     assert "test/error/seed5" in rows[-1] and "regions/train/mean" in rows[-1]
 
 
-def test_agreement_on_measurement_epochs_without_evaluation(tmp_path):
+def test_measurement_epochs_and_the_last_epoch_are_evaluated(tmp_path):
+    # planes every epoch, evaluation every 2 of 3 epochs: epochs 1 and 3 are evaluated because they
+    # are measured (and 3 is the last), so agreement and test error always come from one evaluation.
     rows = _rows(tmp_path, "sparse", ["--train.epochs=3", "--train.eval_every=2"])
-    assert "test/error" not in rows[0] and "repro/test_disagreement" in rows[0]
+    assert all("test/error" in r and "repro/test_disagreement" in r for r in rows)
+    rows = _rows(tmp_path, "noplanes", ["--train.epochs=3", "--train.eval_every=2", "--planes.every_n_epochs=0"])
+    assert ["test/error" in r for r in rows] == [False, True, True]  # epoch 2 (eval_every) and 3 (last)
+    assert "repro/test_disagreement" in rows[-1] and "repro/pd_l1" in rows[-1]  # with planes off too
+    assert not any(k.startswith("regions") or k == "repro/plane_agreement" for r in rows for k in r)

@@ -122,22 +122,22 @@ def test_deterministic_on_cpu(tmp_path):
 
 
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
-    from pipeline import callbacks
+    from pipeline.train.epoch import EpochCommit
 
     _, full = _train(tmp_path, "full")
-    original = callbacks.EpochCheckpoint.on_train_epoch_end
+    original = EpochCommit.checkpoint
 
-    def stop_after_two(self, trainer, pl_module):
-        original(self, trainer, pl_module)
-        if trainer.current_epoch + 1 == 2:
+    def stop_after_two(self, trainer, epoch):
+        original(self, trainer, epoch)
+        if epoch == 2:
             raise RuntimeError("simulated crash after the epoch-2 checkpoint")
 
-    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_train_epoch_end", stop_after_two)
+    monkeypatch.setattr(EpochCommit, "checkpoint", stop_after_two)
     code, part = _train(tmp_path, "part")
     summary = json.loads((part / "summary.json").read_text())
     assert code != 0 and summary["status"] == "failed" and "simulated crash" in summary["error"]
     assert len(rows_without_time(part)) == 2
-    monkeypatch.setattr(callbacks.EpochCheckpoint, "on_train_epoch_end", original)
+    monkeypatch.setattr(EpochCommit, "checkpoint", original)
     code, part = _train(tmp_path, "part")
     assert code == 0
     assert rows_without_time(part) == rows_without_time(full)
