@@ -35,3 +35,21 @@ def test_triangles_are_off_by_default(tmp_path):
     assert train_run(cfg, verbose=False) == 0
     row = json.loads((tmp_path / "d" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "regions/train/mean" in row and not any(k.startswith("regions2d/") for k in row)
+
+
+def test_each_draw_has_its_own_stream():
+    """Adding a triplet family (or turning the 1-D count off) leaves every other draw unchanged."""
+    from pipeline.train.run import prepare_data
+
+    base = [*TINY, "--planes.agreement_triplets=5", "--regions1d.pairs=4"]
+    draws = {}
+    for name, extra in {"one": ["--planes.families=[train]"], "two": ["--planes.families=[test,train]"],
+                        "no1d": ["--planes.families=[train]", "--regions1d.pairs=0"]}.items():
+        cfg = load_config(overrides=[*base, *extra])
+        dataset, labels, _ = prepare_data(cfg)
+        draws[name] = draw_indices(cfg, dataset, labels, len(cfg.seeds))
+    one, two, no1d = draws["one"], draws["two"], draws["no1d"]
+    for key in ("planes/train", "agreement", "pairs1d"):
+        assert torch.equal(one[key], two[key]), key
+    assert torch.equal(one["agreement"], no1d["agreement"]) and "pairs1d" not in no1d
+    assert not torch.equal(one["planes/train"][:, :2], one["agreement"][:5, :2])  # distinct streams

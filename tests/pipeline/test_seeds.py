@@ -77,3 +77,5 @@ def test_measurement_epochs_and_the_last_epoch_are_evaluated(tmp_path):
     assert ["test/error" in r for r in rows] == [False, True, True]  # epoch 2 (eval_every) and 3 (last)
     assert "repro/test_disagreement" in rows[-1] and "repro/pd_l1" in rows[-1]  # with planes off too
     assert not any(k.startswith("regions") or k == "repro/plane_agreement" for r in rows for k in r)
+    summary = json.loads((tmp_path / "noplanes" / "summary.json").read_text())
+    assert summary["metric_epochs"]["test/error"] == 3 and summary["metrics"]["test/error"] == rows[-1]["test/error"]
