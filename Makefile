@@ -12,8 +12,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	# W&B's sweep engine declares numpy<2 but works with numpy 2: install it without its pin.
-	$(PY) -m pip install -q --no-deps 'sweeps>=0.2'
 	touch $(STAMP)
 
 demo: setup

@@ -154,8 +154,8 @@ def _sweeps():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import sweeps
-        import sweeps.params
+        from ddsweep.vendor import sweeps
+        from ddsweep.vendor.sweeps import params  # noqa: F401 - sweeps.params, used by ranges
     return sweeps
 
 
@@ -212,7 +212,7 @@ def _check_wandb_schema(spec: SweepSpec) -> None:
     import jsonschema
 
     sweeps = _sweeps()
-    from sweeps.config.schema import validator
+    from ddsweep.vendor.sweeps.config.schema import validator
 
     errors = list(validator.iter_errors(spec.config))
     violations = []

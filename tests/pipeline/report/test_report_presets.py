@@ -76,7 +76,7 @@ def test_every_preset_is_present():
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_preset_is_a_valid_wandb_grid_sweep(name):
-    from sweeps.config import schema_violations_from_proposed_config
+    from ddsweep.vendor.sweeps.config import schema_violations_from_proposed_config
 
     spec = _load(name)
     assert (SWEEPS / name).read_text().startswith("# Source: "), "name the source paper first"

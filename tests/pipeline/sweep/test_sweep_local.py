@@ -32,7 +32,7 @@ def test_sweep_runs_every_point_and_records_state(tmp_path, write_sweep, capsys)
     # sweep.yaml is a valid W&B sweep file carrying the override
     swept = yaml.safe_load((out / "sweep.yaml").read_text())
     assert swept["command"][-1] == "--train.epochs=1"
-    import sweeps
+    from ddsweep.vendor import sweeps
     assert sweeps.schema_violations_from_proposed_config(swept) == []
     text = capsys.readouterr().out
     assert text.count(": finished  test/error=") == 6
