@@ -1,4 +1,4 @@
-"""`ddsweep` command line: train, sweep, report, plane. User mistakes end in one line, exit code 2."""
+"""`ddsweep` command line: train, sweep, report, plane, dashboard. User mistakes end in one line, exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,7 @@ commands:
   sweep    run a W&B sweep file, online through W&B agents or offline with the local engine
   report   turn a sweep's run directories into figures and an HTML page
   plane    draw decision planes from a saved run's checkpoint
+  dashboard  build a sweep's W&B workspace (offline: its JSON, pushed later)
 
 `ddsweep COMMAND --help` describes each command."""
 
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         if command == "plane":
             from pipeline.cli.plane import main as plane_main
             return plane_main(rest)
-        print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane",
+        if command == "dashboard":
+            from pipeline.report.dashboard import main as dashboard_main
+            return dashboard_main(rest)
+        print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane, dashboard",
               file=sys.stderr)
         return 2
     except UserError as err:

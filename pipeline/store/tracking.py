@@ -4,6 +4,12 @@ Mode: the config's `wandb.mode`, else `WANDB_MODE`, else online when an API key 
 (`wandb login` or `WANDB_API_KEY`), else offline: never a prompt, never a hang. If an online init
 fails (no network, bad key) the run falls back to offline; if W&B fails mid-run the run goes on
 and the run directory, which receives every metric first, stays the record.
+
+Charts: `epoch` is every metric's x axis (`define_metric("*", step_metric="epoch")`, and each
+logged row carries its `epoch`), so W&B's default panels plot against epochs, not W&B's step.
+`test/error` keeps two summary values, `test/error.min` (the best epoch) and `test/error.last` (the
+final epoch, the double-descent curve's point); W&B computes both from the history, so the final
+summary update leaves that key to W&B instead of overwriting it with a plain number.
 """
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ONLINE_INIT_TIMEOUT_S = 30.0
+STEP_METRIC = "epoch"
+# metric -> W&B summary aggregations (`define_metric(summary=...)`, comma-separated)
+SUMMARIES = {"test/error": "min,last"}
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
               "disabled": "disabled"}
 
@@ -70,6 +79,8 @@ class Tracker:
         if not os.environ.get("WANDB_SWEEP_ID"):  # a W&B agent chooses the run id itself
             kwargs["id"] = run_id
         self.run = self._init(mode, kwargs)
+        if self.run is not None:
+            self._define_metrics()
 
     def _init(self, mode: str, kwargs: dict):
         import wandb
@@ -86,6 +97,17 @@ class Tracker:
             self.mode = "offline"
             return self._init("offline", kwargs)
 
+    def _define_metrics(self) -> None:
+        """Epoch as the x axis and test/error's summaries. Only a display preference: if W&B refuses,
+        it says so once and the run logs on with W&B's own step as the x axis."""
+        try:
+            self.run.define_metric(STEP_METRIC)
+            self.run.define_metric("*", step_metric=STEP_METRIC)
+            for name, summary in SUMMARIES.items():
+                self.run.define_metric(name, summary=summary)
+        except Exception as err:  # noqa: BLE001 - charts against W&B's step are still charts
+            warn(f"W&B did not take the epoch as x axis ({type(err).__name__}: {err}); charts use W&B's step")
+
     @property
     def active(self) -> bool:
         return self.run is not None and not self._failed
@@ -96,7 +118,7 @@ class Tracker:
         try:
             import wandb
 
-            payload = dict(metrics)
+            payload = {STEP_METRIC: step, **metrics}  # the step metric must be in the row it indexes
             for key, path in (images or {}).items():
                 payload[key] = wandb.Image(str(path))
             self.run.log(payload, step=step)
@@ -107,7 +129,7 @@ class Tracker:
         if not self.active:
             return
         try:
-            self.run.summary.update(values)
+            self.run.summary.update({k: v for k, v in values.items() if k not in SUMMARIES})
         except Exception as err:  # noqa: BLE001
             self._fail(err)
 

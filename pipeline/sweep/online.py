@@ -6,7 +6,8 @@ sweep.yaml (the file with the command-line overrides folded into its command) pl
 `--output_dir=<sweep dir>/runs`, so runs land in the same place on every machine (relative to where
 the agent runs), and `--max-points` as its run_cap. The sweep's id is kept in
 `<sweep dir>/wandb_sweep.json`, so running the same command again (or `--resume DIR`) starts agents
-for the same W&B sweep instead of creating another.
+for the same W&B sweep instead of creating another. A new sweep also gets its W&B workspace
+(`ddsweep dashboard`: curves against width per noise level), printed as `W&B dashboard: URL`.
 
 Agents run as `python -m wandb agent ENTITY/PROJECT/ID` with this environment's bin directory first
 on PATH, so the sweep's `ddsweep` command is this installation's.
@@ -64,7 +65,15 @@ def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None
     path = f"{entity or default_entity()}/{project}/{sweep_id}"
     write_sweep_file(spec, sweep_dir)
     st.write_state(sweep_dir / SWEEP_ID_FILE, {"sweep": path, "file": spec.name})
+    publish_dashboard(sweep_dir)
     return path
+
+
+def publish_dashboard(sweep_dir: Path) -> None:
+    """The new sweep's W&B workspace (`ddsweep dashboard`); a failure is one warning line."""
+    from pipeline.report.dashboard import after_sweep_created
+
+    after_sweep_created(sweep_dir)
 
 
 def default_entity() -> str:

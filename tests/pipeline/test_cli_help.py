@@ -4,7 +4,7 @@ import pytest
 from pipeline.cli import main
 
 
-@pytest.mark.parametrize("command", ["train", "sweep", "report", "plane"])
+@pytest.mark.parametrize("command", ["train", "sweep", "report", "plane", "dashboard"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -33,6 +33,7 @@ def logged_in(monkeypatch):
 
     monkeypatch.setattr(wandb, "sweep", fake_sweep)
     monkeypatch.setattr(online, "default_entity", lambda: "me")
+    monkeypatch.setattr(online, "publish_dashboard", lambda sweep_dir: None)  # tested in test_dashboard.py
     FakePopen.calls = []
     monkeypatch.setattr(online, "Popen", FakePopen)
     return created
