@@ -48,8 +48,9 @@ def printable(text: str, limit: int = 80) -> str:
 
 
 def key_name(key: Any) -> str:
-    """A mapping key as an error names it: as written, or quoted if it is blank or not text."""
-    return key if isinstance(key, str) and key.strip() else repr(key)
+    """A mapping key as an error names it: as written, or quoted if it is blank, not text or not
+    printable on one line."""
+    return key if isinstance(key, str) and key.strip() and key.isprintable() else repr(key)
 
 
 def config_error(err: ValidationError) -> ConfigError:
@@ -104,8 +105,12 @@ def _str(value: Any) -> str:
     raise problem(f"must be a string, got {shown(value)}")
 
 
+def _is_seed(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value < INT64
+
+
 def _seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < INT64:
+    if not _is_seed(value):
         raise problem(f"must be an integer in [0, 2**63), got {shown(value, 40)}")
     return value
 
@@ -115,7 +120,7 @@ def _seeds(value: Any) -> list[int]:
     if not value:
         raise problem("needs at least one seed, e.g. [0, 1]")
     for seed in value:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < INT64:
+        if not _is_seed(seed):
             raise problem(f"every seed must be an integer in [0, 2**63), got {shown(seed, 40)}")
     if len(set(value)) != len(value):
         raise problem(f"must be distinct, got {shown(value)}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddsweep.errors import ConfigError, OneLineParser, UserError
-from pipeline.tracking import STEP_METRIC, has_api_key, wandb_mode, warn
+from pipeline.store.tracking import STEP_METRIC, has_api_key, wandb_mode, warn
 
 SPEC_FILE = "dashboard.json"
 FORMAT = "ddsweep-dashboard/1"
@@ -150,7 +150,7 @@ def _against_epoch(metric: str, title: str) -> dict:
 
 
 def dashboard_spec(target: Target) -> dict:
-    """The workspace as plain data; every panel key is one the training run logs (pipeline.tracking:
+    """The workspace as plain data; every panel key is one the training run logs (pipeline.store.tracking:
     test/error's summaries are test/error.last and test/error.min)."""
     regions = [_against_width(f"regions/{fam}/mean", f"regions per {fam} plane") for fam in target.families]
     if target.regions1d:
@@ -230,7 +230,7 @@ def spec_path(target: Target, out: str | None) -> Path:
 
 
 def write_spec(spec: dict, path: Path) -> None:
-    from pipeline.rundir import atomic_write_text
+    from pipeline.store.rundir import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(spec, indent=2) + "\n")

@@ -29,7 +29,9 @@ def module_name(path: Path) -> str:
 
 
 def source_modules() -> dict[str, Path]:
-    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    """Every project module; vendored third-party code (ddsweep/vendor) is not ours to layer."""
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+            if "vendor" not in p.relative_to(ROOT).parts}
 
 
 def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
