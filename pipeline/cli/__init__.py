@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.cli.plane import main as plane_main
             return plane_main(rest)
         if command == "dashboard":
-            from pipeline.report.dashboard import main as dashboard_main
+            from pipeline.sweep.dashboard import main as dashboard_main
             return dashboard_main(rest)
         print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane, dashboard",
               file=sys.stderr)

@@ -23,15 +23,7 @@ from subprocess import Popen
 from pipeline.sweep import state as st
 from pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sweep_file
 from pipeline.sweep.spec import SweepSpec
-
-SWEEP_ID_FILE = "wandb_sweep.json"
-
-
-def is_online() -> bool:
-    from pipeline.store.tracking import has_api_key, wandb_mode
-
-    return wandb_mode() == "online" and has_api_key()
-
+from pipeline.sweep.wandb_project import SWEEP_ID_FILE, is_online, project_entity  # noqa: F401 - re-exported
 
 def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None) -> dict:
     config = spec.effective()
@@ -39,17 +31,6 @@ def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None) -> di
     if max_points is not None:
         config["run_cap"] = min(config.get("run_cap", max_points), max_points)
     return config
-
-
-def project_entity(spec: SweepSpec) -> tuple[str, str | None]:
-    """The file's project/entity, else the command's --wandb.project/--wandb.entity, else the
-    training config's default project."""
-    from pipeline.config import WandbConfig, parse_override
-
-    given = dict(parse_override(a) for a in spec.command if a.startswith("--wandb.") and "=" in a)
-    project = spec.config.get("project") or given.get("wandb.project") or WandbConfig().project
-    entity = spec.config.get("entity") or given.get("wandb.entity")
-    return str(project), (str(entity) if entity else None)
 
 
 def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None) -> str:
@@ -71,7 +52,7 @@ def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None
 
 def publish_dashboard(sweep_dir: Path) -> None:
     """The new sweep's W&B workspace (`ddsweep dashboard`); a failure is one warning line."""
-    from pipeline.report.dashboard import after_sweep_created
+    from pipeline.sweep.dashboard import after_sweep_created
 
     after_sweep_created(sweep_dir)
 

@@ -11,7 +11,7 @@ import wandb
 import yaml
 
 from pipeline.cli import main
-from pipeline.report import dashboard as D
+from pipeline.sweep import dashboard as D
 from pipeline.sweep import online
 
 WIDTHS = {"model.width": {"values": [2, 4, 8]}, "data.noise.rate": {"values": [0.0, 0.2]}}

@@ -76,7 +76,7 @@ def resolve_target(arg: str) -> Target:
 
 def _from_sweep_dir(sweep_dir: Path) -> Target:
     from pipeline.sweep import state as st
-    from pipeline.sweep.online import SWEEP_ID_FILE, project_entity
+    from pipeline.sweep.wandb_project import SWEEP_ID_FILE, project_entity
     from pipeline.sweep.spec import load_spec
 
     if not (sweep_dir / st.SWEEP_FILE).is_file():
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.push and args.offline:
         raise UserError("--push and --offline: --push sends the JSON to W&B; choose one")
-    from pipeline.sweep.online import is_online
+    from pipeline.sweep.wandb_project import is_online
 
     target = resolve_target(args.sweep)
     path = spec_path(target, args.out)
