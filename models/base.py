@@ -67,7 +67,8 @@ def run_from(layers: nn.Sequential, start: int, x: torch.Tensor) -> torch.Tensor
 def image_shape(name: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(C, H, W) for the image families, or a ConfigError naming the family."""
     if len(in_shape) != 3:
-        raise ConfigError(f"model.in_shape: {name} takes images (C, H, W), got {in_shape}")
+        raise ConfigError(f"model.name: {name} takes images (C, H, W), but the data's inputs have shape {in_shape}; "
+                          "choose an image dataset (data.name) or a model for vectors such as mlpk")
     return in_shape
 
 

@@ -39,5 +39,6 @@ class CNN1d(FusedModel):
 @register_model
 def cnn1dk(width, in_shape, num_classes, activation, copies, smelu_beta: float = 1.0):
     if len(in_shape) not in (1, 2):
-        raise ConfigError(f"model.in_shape: cnn1dk takes sequences (L,) or (C, L), got {in_shape}")
+        raise ConfigError(f"model.name: cnn1dk takes sequences (L,) or (C, L), but the data's inputs have shape "
+                          f"{in_shape}; choose sequence data such as data.name=mnist1d, or another model")
     return CNN1d(width, in_shape, num_classes, copies, partial(make_activation, activation, smelu_beta))

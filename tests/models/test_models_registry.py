@@ -112,7 +112,7 @@ def test_options_reach_the_family():
     (dict(depth=12), "model.depth: 12 is not allowed; choose one of 11, 13, 16, 19"),
     (dict(depth="11"), "model.depth: must be of type int"),
     (dict(depth=True), "model.depth"),
-    (dict(in_shape=(40,)), "model.in_shape: vggk takes images"),
+    (dict(in_shape=(40,)), "model.name: vggk takes images"),
     (dict(in_shape=(3, 0, 8)), "model.in_shape"),
 ])
 def test_bad_arguments_raise_config_errors(kwargs, key):
@@ -125,7 +125,7 @@ def test_bad_arguments_raise_config_errors(kwargs, key):
 @pytest.mark.parametrize("name,options,key", [
     ("mlpk", dict(depth=0), "model.depth"), ("vitk", dict(head_dim=0), "model.head_dim"),
     ("vitk", dict(mlp_ratio=0), "model.mlp_ratio"), ("vitk", dict(patch_size=0), "model.patch_size"),
-    ("cnn1dk", dict(in_shape=(1, 2, 40)), "model.in_shape"), ("resnet18k", dict(depth=2), "model.depth"),
+    ("cnn1dk", dict(in_shape=(1, 2, 40)), "model.name: cnn1dk takes sequences"), ("resnet18k", dict(depth=2), "model.depth"),
 ])
 def test_bad_family_options(name, options, key):
     args = dict(width=2, in_shape=in_shape(name), num_classes=2) | options
