@@ -19,7 +19,7 @@ import yaml
 
 from ddsweep.errors import ConfigError
 
-NOISE_KINDS = ("symmetric", "uniform", "asymmetric")
+NOISE_KINDS = ("symmetric", "uniform", "uniform_incorrect", "asymmetric")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "inv_sqrt")
 VARY = ("init", "order", "both")
