@@ -29,6 +29,7 @@ PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 WANDB_MODES = ("online", "offline", "disabled")
+MARGIN_METHODS = ("lower_bound", "dbviz")
 
 
 @dataclass
@@ -125,6 +126,10 @@ class MarginConfig:
     points: int = 0  # base points; 0 turns the margin off
     max_step: float = 10.0
     steps: int = 64
+    # lower_bound: one direction per base point on the geometric grid up to max_step (METHODS);
+    # dbviz: dbViz's avg_margin over `directions` crossing directions on its own step grid
+    method: str = "lower_bound"
+    directions: int = 10
 
 
 @dataclass
@@ -387,6 +392,8 @@ def validate(cfg: Config) -> None:
     _at_least("margin.steps", cfg.margin.steps, 2)
     if cfg.margin.max_step <= 0:
         raise ConfigError(f"margin.max_step: must be > 0, got {cfg.margin.max_step}")
+    _choice("margin.method", cfg.margin.method, MARGIN_METHODS)
+    _at_least("margin.directions", cfg.margin.directions, 1)
 
     if cfg.wandb.mode is not None:
         _choice("wandb.mode", cfg.wandb.mode, WANDB_MODES)
