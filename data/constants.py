@@ -8,12 +8,24 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+# kuangliu/pytorch-cifar's CIFAR-10 constants, which dbViz (Somepalli et al. 2022) and Li et al.
+# 2025 use: the train-split mean, but a std that is not the per-channel pixel std (about 0.8x it).
+PYTORCH_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+PYTORCH_CIFAR_STD = (0.2023, 0.1994, 0.2010)
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
 SVHN_MEAN = (0.4377, 0.4438, 0.4728)
 SVHN_STD = (0.1980, 0.2010, 0.1970)
+
+# The `normalize` option of the CIFAR sources: name -> (mean, std). `train_split` is the dataset's
+# own statistics (the default); `pytorch_cifar` the constants above, for CIFAR-100 too, as the forks
+# of that repository apply them.
+CIFAR_NORMALIZATIONS = {
+    "cifar10": {"train_split": (CIFAR10_MEAN, CIFAR10_STD), "pytorch_cifar": (PYTORCH_CIFAR_MEAN, PYTORCH_CIFAR_STD)},
+    "cifar100": {"train_split": (CIFAR100_MEAN, CIFAR100_STD), "pytorch_cifar": (PYTORCH_CIFAR_MEAN, PYTORCH_CIFAR_STD)},
+}
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 

@@ -11,7 +11,10 @@ Rules where METHODS.md leaves a choice:
   M * n_c / N and the counts sum to M. Within a class the m_c points are a uniformly random
   subset; each gets a uniformly drawn class among the other C - 1.
 - `uniform` (per-sample): each label independently, with probability rate, is replaced by a
-  uniformly drawn class among all C (so it may stay the same).
+  uniformly drawn class among all C (so it may stay the same: about rate * (C - 1) / C change).
+- `uniform_incorrect` (per-sample, Nakkiran et al. 2019): each label independently, with
+  probability rate, is replaced by a uniformly drawn INCORRECT class, one of the other C - 1 (so
+  about rate * N labels change, every replaced one to a different class).
 - `asymmetric` (exact per source class): for each source class s of `pairs`, exactly
   round_half_up(rate * n_s) uniformly chosen points of clean class s are relabeled pairs[s]. The
   points are chosen from the clean labels, so flips never chain (cat->dog and dog->cat swap).
@@ -27,7 +30,7 @@ import torch
 from data.constants import CIFAR10_ASYMMETRIC_PAIRS
 from ddsweep.errors import DataError
 
-NOISE_KINDS = ("symmetric", "uniform", "asymmetric")
+NOISE_KINDS = ("symmetric", "uniform", "uniform_incorrect", "asymmetric")
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +71,8 @@ def apply_label_noise(
         noisy = _symmetric(labels, num_classes, rate, generator)
     elif kind == "uniform":
         noisy = _uniform(labels, num_classes, rate, generator)
+    elif kind == "uniform_incorrect":
+        noisy = _uniform_incorrect(labels, num_classes, rate, generator)
     else:
         noisy = _asymmetric(labels, _check_pairs(pairs, num_classes), rate, generator)
     noisy = noisy.to(clean.device)
@@ -106,6 +111,16 @@ def _uniform(labels: torch.Tensor, num_classes: int, rate: float, generator: tor
     replace = torch.rand(labels.shape, generator=generator) < rate  # [N]
     drawn = torch.randint(0, num_classes, labels.shape, generator=generator)  # [N]
     return torch.where(replace, drawn, labels)
+
+
+def _uniform_incorrect(labels: torch.Tensor, num_classes: int, rate: float,
+                       generator: torch.Generator) -> torch.Tensor:
+    if rate > 0 and num_classes < 2:
+        raise DataError("data.noise.kind: uniform_incorrect noise needs at least 2 classes")
+    replace = torch.rand(labels.shape, generator=generator) < rate  # [N] Bernoulli(rate)
+    # y + U{1..C-1} mod C is uniform over the C - 1 classes other than y
+    shift = torch.randint(1, max(num_classes, 2), labels.shape, generator=generator)  # [N]
+    return torch.where(replace, (labels + shift) % num_classes, labels)
 
 
 def _check_pairs(pairs: dict[int, int] | None, num_classes: int) -> dict[int, int]:

@@ -239,8 +239,18 @@ def _read_cifar_batches(paths: list[Path], label_key: str, title: str) -> tuple[
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _normalization(name: str, normalize) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the CIFAR source `name` for its `normalize` option (constants.CIFAR_NORMALIZATIONS)."""
+    choices = constants.CIFAR_NORMALIZATIONS[name]
+    if not isinstance(normalize, str) or normalize not in choices:
+        raise DataError(f"data.normalize: {normalize!r} is not a normalization of {name}; "
+                        f"choose one of {', '.join(choices)}")
+    return choices[normalize]
+
+
 def _cifar(root: Path, download: bool, *, name, folder, train_files, test_files, label_key,
-           expected, title, tv_class, mean, std, classes) -> Dataset:
+           expected, title, tv_class, normalize, classes) -> Dataset:
+    mean, std = _normalization(name, normalize)
     base = root / folder
     paths = [base / f for f in train_files + test_files]
 
@@ -254,27 +264,28 @@ def _cifar(root: Path, download: bool, *, name, folder, train_files, test_files,
 
 
 @register_source
-def cifar10(root: Path, download: bool) -> Dataset:
+def cifar10(root: Path, download: bool, *, normalize: str = "train_split") -> Dataset:
+    """CIFAR-10; `normalize`: train_split (the train split's per-channel mean and std) or
+    pytorch_cifar (kuangliu/pytorch-cifar's constants, as dbViz and Li et al. 2025 use)."""
     import torchvision
 
     return _cifar(
         root, download, name="cifar10", folder="cifar-10-batches-py",
         train_files=[f"data_batch_{i}" for i in range(1, 6)], test_files=["test_batch"],
         label_key="labels", expected="data_batch_1..5, test_batch", title="CIFAR-10",
-        tv_class=torchvision.datasets.CIFAR10, mean=constants.CIFAR10_MEAN,
-        std=constants.CIFAR10_STD, classes=constants.CIFAR10_CLASSES,
+        tv_class=torchvision.datasets.CIFAR10, normalize=normalize, classes=constants.CIFAR10_CLASSES,
     )
 
 
 @register_source
-def cifar100(root: Path, download: bool) -> Dataset:
+def cifar100(root: Path, download: bool, *, normalize: str = "train_split") -> Dataset:
+    """CIFAR-100 (fine labels); `normalize` as for cifar10 (pytorch_cifar: the same CIFAR-10 constants)."""
     import torchvision
 
     return _cifar(
         root, download, name="cifar100", folder="cifar-100-python", train_files=["train"],
         test_files=["test"], label_key="fine_labels", expected="train, test", title="CIFAR-100",
-        tv_class=torchvision.datasets.CIFAR100, mean=constants.CIFAR100_MEAN,
-        std=constants.CIFAR100_STD, classes=constants.CIFAR100_CLASSES,
+        tv_class=torchvision.datasets.CIFAR100, normalize=normalize, classes=constants.CIFAR100_CLASSES,
     )
 
 

@@ -22,7 +22,7 @@ from pipeline.config_types import (Bool, DirPath, Float, Int, PathText, RunName,
                                    StrList, above, at_least, choice, choices, config_error, in_range, key_name,
                                    keyed, only, printable, shown)
 
-NOISE_KINDS = ("symmetric", "uniform", "asymmetric")
+NOISE_KINDS = ("symmetric", "uniform", "uniform_incorrect", "asymmetric")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "inv_sqrt")
 VARY = ("init", "order", "both")
@@ -32,6 +32,7 @@ PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 WANDB_MODES = ("online", "offline", "disabled")
+MARGIN_METHODS = ("lower_bound", "dbviz")
 
 _ONE_DEVICE = ("a run trains on one device (devices 1, strategy auto) with its data resident there. To use "
                "several GPUs run several points at once: ddsweep sweep FILE --local (one run per GPU; "
@@ -126,6 +127,10 @@ class MarginConfig(Section):
     points: Annotated[Int, at_least(0)] = 0  # base points; 0 turns the margin off
     max_step: Annotated[Float, above(0)] = 10.0
     steps: Annotated[Int, at_least(2)] = 64
+    # lower_bound: one direction per base point on the geometric grid up to max_step (METHODS);
+    # dbviz: dbViz's avg_margin over `directions` crossing directions on its own step grid
+    method: Annotated[str, choice(MARGIN_METHODS)] = "lower_bound"
+    directions: Annotated[Int, at_least(1)] = 10
 
 
 class WandbConfig(Section):

@@ -17,6 +17,11 @@ from pipeline.report.collect import Run
 # fraction; the interpolation threshold of a curve is the smallest width that does (METHODS.md:
 # "train error on the noisy labels is ~0"). 1% leaves room for a few unfit points at CIFAR scale.
 INTERPOLATION_TOL = 0.01
+# The test-error peak is the highest interior local maximum of test error against width within
+# this factor of the interpolation threshold (METHODS.md: "the test-error peak is expected near
+# it"). Widths are swept on roughly geometric grids, so nearness is a ratio; a global maximum would
+# put the peak of a monotonically falling curve at its narrowest width.
+PEAK_WINDOW = 2.0
 WIDTH_KEY = "model.width"
 NOISE_KEYS = ("data.noise.kind", "data.noise.rate")
 # Readable axis names for the keys a sweep usually varies.
@@ -189,22 +194,40 @@ def interpolation_threshold(xs, train_errors, tol: float = INTERPOLATION_TOL) ->
     return min(fits) if fits else None
 
 
-def error_peak(xs, test_errors) -> Optional[tuple[float, float]]:
-    """(x, test error) at the largest test error; the smallest such x on ties."""
-    pairs = [(x, e) for x, e in zip(xs, test_errors) if e is not None]
-    if not pairs:
+def local_maxima(xs, ys) -> list[tuple[float, float]]:
+    """Interior local maxima (x, y) of the curve ``ys`` against ``xs`` (sorted by x, Nones dropped):
+    a point, or a plateau of equal values, whose neighbours on both sides are strictly lower; a
+    plateau is reported at its smallest x. The ends of the curve are never local maxima."""
+    pairs = sorted((x, y) for x, y in zip(xs, ys) if y is not None)
+    # collapse plateaus: runs of equal y become one (first x, y)
+    runs: list[tuple[float, float]] = []
+    for x, y in pairs:
+        if not runs or y != runs[-1][1]:
+            runs.append((x, y))
+    return [runs[i] for i in range(1, len(runs) - 1) if runs[i - 1][1] < runs[i][1] > runs[i + 1][1]]
+
+
+def error_peak(xs, test_errors, threshold: Optional[float],
+               window: float = PEAK_WINDOW) -> Optional[tuple[float, float]]:
+    """The test-error peak of a double-descent curve: (x, test error) of the highest interior local
+    maximum with threshold / window <= x <= threshold * window; None when the curve has none there
+    (e.g. it falls monotonically) or has no interpolation threshold. Equal heights: the x nearest
+    the threshold (in ratio), then the smaller."""
+    if threshold is None or threshold <= 0:
         return None
-    top = max(e for _, e in pairs)
-    return min(x for x, e in pairs if e == top), top
+    near = [(x, e) for x, e in local_maxima(xs, test_errors) if threshold / window <= x <= threshold * window]
+    if not near:
+        return None
+    return min(near, key=lambda p: (-p[1], abs(math.log(p[0] / threshold)), p[0]))
 
 
 def curve_markers(runs: list[Run], x_of) -> tuple[Optional[float], Optional[tuple[float, float]]]:
-    """(interpolation threshold, (peak x, peak test error)) of one curve, from the same means over
-    seeds that the curve draws."""
+    """(interpolation threshold, (peak x, peak test error) or None) of one curve, from the same
+    means over seeds that the curve draws."""
     train = curve(runs, x_of, "train/error")
     test = curve(runs, x_of, "test/error")
     threshold = interpolation_threshold([s.x for s in train], [s.mean for s in train])
-    return threshold, error_peak([s.x for s in test], [s.mean for s in test])
+    return threshold, error_peak([s.x for s in test], [s.mean for s in test], threshold)
 
 
 def pearson(xs, ys) -> tuple[float, int]:

@@ -19,6 +19,9 @@ from pipeline.report.page import FigureEntry, write_page
 from pipeline.report.tables import run_table
 
 FORMATS = ("png", "svg", "pdf")
+# Figures and notes speak of the plotted runs (finished, with a final test/error); when there are
+# none, that is what the report says, not that some other metric is missing.
+NOTHING_PLOTTED = "no run is plotted (none has finished with a final test/error)"
 
 
 @dataclass
@@ -89,7 +92,7 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
     layout = A.make_layout(sweep.runs, sweep.param_order)
     notes: list = []
     if not layout.groups:
-        notes.append("no run has finished with a final test error yet: there is nothing to plot")
+        notes.append(NOTHING_PLOTTED + ": there is nothing to plot; see 'Missing / failed'")
     entries = draw_figures(layout, out, list(formats), notes)
     _write_csv(out / "runs.csv", *run_table(sweep, layout))
     index = write_page(out, sweep, layout, entries, notes)
@@ -110,51 +113,53 @@ def draw_figures(layout: A.Layout, out: Path, formats: list[str], notes: list) -
     entries = []
 
     def add(name, title, caption, fig, why):
-        entry = FigureEntry(name=name, title=title, caption=caption, note=why)
+        # Every figure is drawn from the plotted runs only; with none, that is the whole reason.
+        entry = FigureEntry(name=name, title=title, caption=caption, note=why if layout.groups else NOTHING_PLOTTED)
         if fig is not None:
             entry.files = F.save(fig, out, name, formats)
         entries.append(entry)
 
     add("errors", f"Test and train error against {x}",
         f"Final errors (%) against {x}, one curve per {_groups_word(layout)}; {band}. Left: test error"
-        + (", ★ its peak" if layout.width_sweep else "")
+        + (f", ★ its peak (the highest interior local maximum within a factor {A.PEAK_WINDOW:g} of the "
+           "interpolation threshold; no star where a curve has none)" if layout.width_sweep else "")
         + ". Middle: train error on the noisy labels trained on (solid) and on the clean labels (dashed). "
         "Right (with label noise): share of mislabeled train points predicted as their noisy label. " + thr,
-        F.error_figure(layout, layout.x_of, x), "no finished run with a final test error")
+        F.error_figure(layout, layout.x_of, x), f"no plotted run has a value of {x}")
     params_of = lambda r: r.value("model/params")  # noqa: E731
     add("errors_vs_params", "Test and train error against parameter count",
         f"As above, with the model's parameter count (model/params) on the x axis; {band}.",
         F.error_figure(layout, params_of, "parameters") if layout.width_sweep else None,
-        "no run has model/params" if layout.width_sweep else "only drawn for width sweeps")
+        "no plotted run has model/params" if layout.width_sweep else "only drawn for width sweeps")
     add("regions", f"Decision-region counts against {x}",
         f"Mean number of regions per decision plane for each triplet family (8-connected components per "
         f"class, summed), and the 1-D count along segments between train points; {band}. {thr}",
-        F.regions_figure(layout, layout.x_of), "no run has a region count")
+        F.regions_figure(layout, layout.x_of), "no plotted run has a region count")
     add("agreement", f"Seed-to-seed agreement against {x}",
         "Between the models of each run that differ only in their seeds (mean over seed pairs): plane "
         "agreement (share of plane grid points predicted alike), test disagreement ΔH (share of test "
         f"points predicted differently) and the L1 prediction difference Δ1 = ½‖p₁ − p₂‖₁. {thr}",
-        F.agreement_figure(layout, layout.x_of), "no run has repro metrics (they need two or more seeds)")
+        F.agreement_figure(layout, layout.x_of), "no plotted run has repro metrics (they need two or more seeds)")
     metric = A.region_metric(runs)
     gap_fig, r, n = F.gap_figure(layout, metric) if metric else (None, float("nan"), 0)
-    if metric is None:
-        notes.append("no run has regions1d/mean or regions/train/mean: region count against "
+    if metric is None and runs:
+        notes.append("no plotted run has regions1d/mean or regions/train/mean: region count against "
                      "generalization gap is not drawn")
-    elif metric != "regions1d/mean":
-        notes.append("no run has the 1-D region count: the gap figure uses regions/train/mean")
+    elif metric is not None and metric != "regions1d/mean":
+        notes.append("no plotted run has the 1-D region count: the gap figure uses regions/train/mean")
     r_text = f"Pearson r undefined (n = {n} runs)" if math.isnan(r) else f"Pearson r = {r:.3f} over n = {n} runs"
     add("regions_vs_gap", "Region count against generalization gap",
         f"One point per finished run of the sweep: the final {metric} against the generalization gap "
         f"(train accuracy − test accuracy = test error − train error, percentage points), coloured by curve; "
         + r_text + " (printed on the figure).",
-        gap_fig, "no run has both a region count and the train and test errors")
+        gap_fig, "no plotted run has both a region count and the train and test errors")
     add("epochwise_test_error", f"Test error by epoch and {x}",
         f"Epoch-wise double descent: test error (%, mean over seeds) of each run at every epoch, one "
         f"panel per {_groups_word(layout)}; grey: no value"
         + ("; dashed: the interpolation threshold's row." if layout.width_sweep else "."),
-        F.heatmap_figure(layout, layout.x_of), "no run has metrics.jsonl with test/error")
+        F.heatmap_figure(layout, layout.x_of), "no plotted run has metrics.jsonl with test/error")
     key = F.choose_plane(runs)
-    why = "no run has plane files (planes/*.npz)"
+    why = "no plotted run has plane files (planes/*.npz)"
     add("planes_montage", f"The same decision plane across {x}",
         f"One decision plane ({key[0] + ' #' + str(key[1]) if key else '–'}) at each run's last measured "
         f"epoch, for the first seed: colours are predicted classes, dots the three anchor inputs in "
@@ -165,7 +170,7 @@ def draw_figures(layout: A.Layout, out: Path, formats: list[str], notes: list) -
         "The plane above for every seed of the runs of one curve (the last: highest noise level of a "
         "width sweep), with a last row marking in black where the seeds predict different classes.",
         F.seed_montage(layout, layout.x_of, key) if key else None,
-        why if not key else "no run has planes of two or more seeds")
+        why if not key else "no plotted run has planes of two or more seeds")
     return entries
 
 

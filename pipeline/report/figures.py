@@ -141,7 +141,8 @@ def error_figure(layout: A.Layout, x_of: XOf, x_label: str) -> Optional[Figure]:
         c = colors[label]
         threshold, peak = marks[label]
         desc = ([f"interpolation threshold {_fmt_x(threshold)}"] if threshold is not None else []) + \
-               ([f"test-error peak {_fmt_x(peak[0])}"] if peak is not None else [])
+               ([f"test-error peak {_fmt_x(peak[0])}"] if peak is not None else
+                ["no test-error peak near it"] if threshold is not None else [])
         legend = label + (f" ({', '.join(desc)})" if desc else "")
         _draw_curve(axes[0], A.curve(runs, x_of, "test/error"), c, 100, label=legend)
         if peak is not None:

@@ -46,7 +46,11 @@ def write_page(out_dir: Path, sweep: Sweep, layout: A.Layout, entries: list[Figu
     parts.append(_table(*group_table(layout)) if layout.groups else "<p>No finished run to plot.</p>")
     if layout.width_sweep:
         parts.append(f"<p>Interpolation threshold: the smallest {_e(layout.x_label)} whose final train error "
-                     f"on the labels trained on (mean over seeds) is at most {A.INTERPOLATION_TOL:.0%}.</p>")
+                     f"on the labels trained on (mean over seeds) is at most {A.INTERPOLATION_TOL:.0%}. "
+                     f"Test-error peak: the highest interior local maximum of the test error (mean over "
+                     f"seeds) within a factor {A.PEAK_WINDOW:g} of the threshold; a curve without one there "
+                     f"(e.g. one that falls monotonically) has no peak.</p>")
+        parts.append(_no_peak(layout))
     parts += [_figure(out_dir, entry) for entry in entries]
     parts.append(_missing(sweep))
     parts.append("<h2>Runs</h2>")
@@ -69,6 +73,17 @@ def _meta(sweep: Sweep, layout: A.Layout) -> str:
     return (f"<p class='meta'>{_e(sweep.root.resolve())} · written {when} · {len(sweep.runs)} runs, "
             f"{plotted} finished and plotted, <a href='#missing'>{len(sweep.missing)} missing or failed</a> · "
             f"x axis: {_e(layout.x_label)} · swept: {_e(swept or 'nothing')}</p>")
+
+
+def _no_peak(layout: A.Layout) -> str:
+    """One line naming the curves without a test-error peak, and why; empty when every curve has one."""
+    why = []
+    for label, runs in layout.groups.items():
+        threshold, peak = A.curve_markers(runs, layout.x_of)
+        if peak is None:
+            why.append(f"{label} (no interpolation threshold)" if threshold is None else
+                       f"{label} (no interior local maximum near its threshold)")
+    return f"<p class='note'>No test-error peak: {_e('; '.join(why))}.</p>" if why else ""
 
 
 def _figure(out_dir: Path, entry: FigureEntry) -> str:

@@ -11,7 +11,8 @@ import torch
 
 from ddsweep.errors import ConfigError
 from pipeline.measure.evaluate import as_logits_fn
-from pipeline.measure.margin import geometric_steps, margin_summary, margins
+from pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
+                                     geometric_steps, margin_summary, margins)
 from pipeline.measure.planes import PlaneGrid, predict_planes
 from pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
 from pipeline.measure.repro import plane_agreement
@@ -90,9 +91,13 @@ class Measurement:
             out["repro/plane_agreement"] = plane_agreement(maps)
         if "margin" in self.indices:
             idx = self.indices["margin"]
-            pairs = self._inputs(idx, False, device)
-            m = margins(fn, pairs[:, 0], pairs[:, 1], geometric_steps(
-                self.cfg.margin.max_step / 2 ** 10, self.cfg.margin.max_step, self.cfg.margin.steps), **kw)
+            pairs = self._inputs(idx, False, device)  # [P, 2] (lower_bound) or [P, 1 + J] (dbviz) points
+            if self.cfg.margin.method == "dbviz":
+                m = dbviz_average(direction_margins(fn, pairs[:, 0], pairs[:, 1:], dbviz_steps(), **kw),
+                                  self.cfg.margin.directions)
+            else:
+                m = margins(fn, pairs[:, 0], pairs[:, 1], geometric_steps(
+                    self.cfg.margin.max_step / 2 ** 10, self.cfg.margin.max_step, self.cfg.margin.steps), **kw)
             for key, value in margin_summary(m, self.labels.changed[idx[:, 0]]).items():
                 out[f"margin/{key}"] = value
         return out
@@ -139,7 +144,10 @@ def draw_indices(cfg, dataset, labels, n_seeds: int) -> dict[str, torch.Tensor]:
     if cfg.regions1d.pairs:
         out["pairs1d"] = draw_pairs(cfg.regions1d.pairs, generator=draw_stream(p.seed, "pairs1d"), n_points=n,
                                     x=dataset.x_train)
-    if cfg.margin.points:
+    if cfg.margin.points and cfg.margin.method == "dbviz":  # dbViz: directions + 10 candidates each
+        out["margin"] = draw_directions(cfg.margin.points, cfg.margin.directions + 10, n_points=n,
+                                        generator=draw_stream(p.seed, "margin"))
+    elif cfg.margin.points:
         out["margin"] = draw_pairs(cfg.margin.points, generator=draw_stream(p.seed, "margin"), n_points=n,
                                    x=dataset.x_train)
     return out

@@ -48,6 +48,38 @@ def test_uniform_is_per_sample_and_may_keep_the_label():
     assert torch.equal(out.changed, out.noisy != out.clean)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.2])
+def test_uniform_incorrect_changes_each_label_with_probability_p_to_another_class(rate):
+    n, classes = 100000, 10
+    clean = torch.arange(n) % classes
+    out = apply_label_noise(clean, classes, kind="uniform_incorrect", rate=rate, seed=4)
+    # every replaced label differs: the changed count is Binomial(n, p), not n * p * (C-1)/C
+    changed = int(out.changed.sum())
+    sd = math.sqrt(n * rate * (1 - rate))  # 95 at p = 0.1, 126 at p = 0.2
+    assert abs(changed - n * rate) < 5 * sd, changed
+    assert torch.equal(out.changed, out.noisy != out.clean)
+    assert torch.equal(out.noisy[~out.changed], clean[~out.changed])
+
+
+def test_uniform_incorrect_targets_are_uniform_over_the_other_classes():
+    classes = 5
+    clean = torch.arange(50000) % classes
+    out = apply_label_noise(clean, classes, kind="uniform_incorrect", rate=0.4, seed=0)
+    for c in range(classes):
+        targets = torch.bincount(out.noisy[out.changed & (clean == c)], minlength=classes).double()
+        assert targets[c] == 0
+        others = targets[torch.arange(classes) != c]
+        expected = others.sum() / (classes - 1)  # about 1000 each
+        chi2 = ((others - expected) ** 2 / expected).sum().item()
+        # chi-square with 3 degrees of freedom: P(chi2 > 16.27) = 0.001
+        assert chi2 < 16.27, (c, targets)
+
+
+def test_uniform_incorrect_needs_two_classes():
+    with pytest.raises(DataError, match=r"^data\.noise\.kind: uniform_incorrect noise needs at least 2 classes"):
+        apply_label_noise(torch.zeros(10, dtype=torch.int64), 1, kind="uniform_incorrect", rate=0.1, seed=0)
+
+
 def test_asymmetric_flips_follow_the_map_simultaneously():
     clean = torch.arange(1000) % 10  # 100 per class
     out = apply_label_noise(clean, 10, kind="asymmetric", rate=0.4, seed=2)
@@ -99,5 +131,5 @@ def test_bad_rate_rejected(rate):
 
 
 def test_bad_kind_rejected():
-    with pytest.raises(DataError, match=r"^data\.noise\.kind: 'pairwise' .*symmetric, uniform, asymmetric$"):
+    with pytest.raises(DataError, match=r"^data\.noise\.kind: 'pairwise' .*symmetric, uniform, uniform_incorrect, asymmetric$"):
         apply_label_noise(torch.zeros(10, dtype=torch.int64), 10, kind="pairwise", rate=0.1, seed=0)

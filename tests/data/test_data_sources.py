@@ -26,7 +26,8 @@ def same(a, b):
 
 def test_registry_lists_every_source():
     assert set(list_sources()) == ALL_SOURCES
-    assert source_options("cifar10") == {}
+    assert source_options("cifar10") == source_options("cifar100") == {"normalize": "train_split"}
+    assert source_options("mnist") == {}
     assert source_options("digits") == {"test_fraction": 0.3, "split_seed": 0}
 
 
@@ -44,6 +45,8 @@ def test_unknown_name_and_option():
     with pytest.raises(DataError, match=r"^data\.sigma: not an option of dataset 'moons'; its options are: train_size, test_size, noise, seed$"):
         load_source("moons", sigma=0.1)
     with pytest.raises(DataError, match=r"^data\.epochs: .*options are: none$"):
+        load_source("mnist", epochs=3)
+    with pytest.raises(DataError, match=r"^data\.epochs: .*options are: normalize$"):
         load_source("cifar10", epochs=3)
 
 

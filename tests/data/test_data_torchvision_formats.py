@@ -62,6 +62,25 @@ def test_cifar10(tmp_path, bytes_keys):
         normalized(test[2, 2048:].reshape(32, 32).astype(np.float64), constants.CIFAR10_MEAN[2], constants.CIFAR10_STD[2])), atol=1e-5)
 
 
+def test_cifar10_pytorch_cifar_normalization(tmp_path):
+    images, _, test = write_cifar10(tmp_path)
+    d = load_source("cifar10", root=tmp_path, normalize="pytorch_cifar")
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)  # dbViz / Li et al.: written out here
+    std = torch.tensor([0.2023, 0.1994, 0.2010]).view(3, 1, 1)
+    expected = (torch.as_tensor(images).reshape(-1, 3, 32, 32).double() / 255 - mean) / std
+    torch.testing.assert_close(d.x_train.double(), expected, atol=1e-5, rtol=0)
+    expected_test = (torch.as_tensor(test).reshape(-1, 3, 32, 32).double() / 255 - mean) / std
+    torch.testing.assert_close(d.x_test.double(), expected_test, atol=1e-5, rtol=0)
+    assert d.mean == (0.4914, 0.4822, 0.4465) and d.std == (0.2023, 0.1994, 0.2010)
+    default = load_source("cifar10", root=tmp_path, normalize="train_split")
+    assert torch.equal(default.x_train, load_source("cifar10", root=tmp_path).x_train)
+    assert default.std == (0.2470, 0.2435, 0.2616)
+    for bad in ("imagenet", 3, ["pytorch_cifar"]):
+        with pytest.raises(DataError, match=r"^data\.normalize: .* not a normalization of cifar10; "
+                                            r"choose one of train_split, pytorch_cifar$"):
+            load_source("cifar10", root=tmp_path, normalize=bad)
+
+
 def test_cifar10_missing_and_corrupt_files(tmp_path):
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
@@ -98,6 +117,8 @@ def test_cifar100_fine_labels(tmp_path):
         normalized(train[1, 0], constants.CIFAR100_MEAN[0], constants.CIFAR100_STD[0]), abs=1e-5)
     with pytest.raises(DataError, match=r"^data\.root: .*cifar-100-python/train, test\)"):
         load_source("cifar100", root=tmp_path / "elsewhere")
+    d = load_source("cifar100", root=tmp_path, normalize="pytorch_cifar")
+    assert d.x_train[1, 2, 0, 0].item() == pytest.approx(normalized(train[1, 2048], 0.4465, 0.2010), abs=1e-5)
 
 
 def write_idx(path, array):

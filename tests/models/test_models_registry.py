@@ -21,7 +21,7 @@ def in_shape(name: str) -> tuple[int, ...]:
 
 
 def test_registry_lists_the_families():
-    assert list_models() == ["cnn1dk", "cnn5k", "mlpk", "resnet18k", "vggk", "vitk"]
+    assert list_models() == ["cnn1dk", "cnn5k", "mlpk", "resnet18k", "resnet18k_basic", "vggk", "vitk"]
     assert ACTIVATIONS == ("relu", "gelu", "silu", "softplus", "smelu")
     assert model_options("mlpk") == {"depth": 2, "smelu_beta": 1.0}
     assert model_options("vggk") == {"depth": 11, "smelu_beta": 1.0}
@@ -59,6 +59,65 @@ def test_single_input_copy_is_broadcast(name):
 def test_resnet18k_64_is_the_standard_preact_resnet18():
     model = create_model("resnet18k", width=64, in_shape=(3, 32, 32), num_classes=10)
     assert count_params(model) == 11_171_146
+
+
+def test_resnet18k_basic_64_is_the_standard_resnet18():
+    # kuangliu/pytorch-cifar's ResNet18 (BasicBlock, CIFAR stem): 11,173,962 parameters
+    model = create_model("resnet18k_basic", width=64, in_shape=(3, 32, 32), num_classes=10)
+    assert count_params(model) == 11_173_962
+
+
+class _RefBasicBlock(torch.nn.Module):
+    """He et al.'s BasicBlock written with plain torch layers (the reference the family must equal)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class _RefResNet18(torch.nn.Module):
+    def __init__(self, k, classes):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Conv2d(3, k, 3, 1, 1, bias=False)
+        self.stem_norm = nn.Sequential(nn.BatchNorm2d(k), nn.ReLU())
+        blocks, cin = [], k
+        for cout, stride in zip([k, 2 * k, 4 * k, 8 * k], [1, 2, 2, 2]):
+            blocks += [_RefBasicBlock(cin, cout, stride), _RefBasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem_norm(self.stem(x)))
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_resnet18k_basic_equals_a_plain_torch_resnet18(train):
+    model = create_model("resnet18k_basic", width=4, in_shape=(3, 16, 16), num_classes=5).double()
+    ref = _RefResNet18(4, 5).double()
+    # one copy: drop the leading copy dimension of every tensor (scalars stay)
+    ref.load_state_dict({k: v[0] if v.dim() else v for k, v in model.state_dict().items()})
+    with torch.no_grad():  # non-trivial BN affine parameters and statistics, so their order matters
+        for (_, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
+            noise = randn(*q.shape).double() * 0.1
+            p.add_(noise.unsqueeze(0))
+            q.add_(noise)
+    model.train(train), ref.train(train)
+    x = randn(6, 3, 16, 16).double()
+    torch.testing.assert_close(model(x[None])[0], ref(x), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("name,shape", [("resnet18k", (1, 8, 8)), ("cnn5k", (1, 8, 8)),

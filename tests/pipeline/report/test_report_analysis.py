@@ -19,9 +19,44 @@ def test_interpolation_threshold_is_the_smallest_width_that_fits():
     assert A.interpolation_threshold([1, 2], [None, 0.0]) == 2
 
 
-def test_error_peak():
-    assert A.error_peak([1, 2, 4, 8], [0.3, 0.5, 0.5, 0.2]) == (2, 0.5)
-    assert A.error_peak([1, 2], [None, None]) is None
+def test_local_maxima_are_interior_and_collapse_plateaus():
+    assert A.local_maxima([1, 2, 4, 8], [0.3, 0.5, 0.5, 0.2]) == [(2, 0.5)]  # plateau: its first x
+    assert A.local_maxima([1, 2, 4, 8], [0.5, 0.4, 0.3, 0.2]) == []  # monotone: the end is no maximum
+    assert A.local_maxima([1, 2, 4, 8], [0.2, 0.3, 0.4, 0.5]) == []
+    assert A.local_maxima([1, 2, 4, 8, 16], [0.3, 0.5, 0.5, 0.6, 0.1]) == [(8, 0.6)]  # a shoulder is not one
+    assert A.local_maxima([8, 1, 4, 2], [0.2, 0.3, 0.5, 0.4]) == [(4, 0.5)]  # order-free
+    assert A.local_maxima([1, 2, 4], [0.1, None, 0.3]) == []
+
+
+WIDTHS_64 = [1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+
+
+def test_monotone_curve_has_no_peak():
+    falling = [0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.28, 0.26, 0.25, 0.24, 0.23]
+    assert A.error_peak(WIDTHS_64, falling, threshold=8) is None
+    assert A.error_peak(WIDTHS_64, falling, threshold=1) is None
+
+
+def test_bump_near_the_threshold_is_the_peak():
+    bump = [0.5, 0.45, 0.42, 0.47, 0.55, 0.5, 0.4, 0.35, 0.3, 0.28, 0.27]  # local max at 8
+    assert A.error_peak(WIDTHS_64, bump, threshold=8) == (8, 0.55)
+    assert A.error_peak(WIDTHS_64, bump, threshold=6) == (8, 0.55)  # within a factor 2
+    assert A.error_peak(WIDTHS_64, bump, threshold=None) is None  # no threshold: no peak
+
+
+def test_far_bump_is_not_the_peak_but_a_near_one_is():
+    # a higher bump at k = 2 (far from the threshold 24) and a lower one at 24
+    two_bumps = [0.5, 0.7, 0.45, 0.4, 0.38, 0.42, 0.46, 0.5, 0.4, 0.3, 0.25]
+    assert A.error_peak(WIDTHS_64, two_bumps, threshold=24) == (24, 0.5)
+    assert A.error_peak(WIDTHS_64, two_bumps, threshold=2) == (2, 0.7)
+    only_far = [0.5, 0.7, 0.45, 0.4, 0.38, 0.36, 0.34, 0.3, 0.28, 0.26, 0.25]
+    assert A.error_peak(WIDTHS_64, only_far, threshold=24) is None  # the global max is not "near"
+    assert max(only_far) == 0.7  # ...though it is the global maximum the old rule would have starred
+
+
+def test_highest_local_maximum_within_the_window_wins():
+    wiggly = [0.5, 0.45, 0.42, 0.44, 0.43, 0.52, 0.4, 0.35, 0.3, 0.28, 0.27]  # maxima at 6 and 12
+    assert A.error_peak(WIDTHS_64, wiggly, threshold=8) == (12, 0.52)
 
 
 def test_pearson_matches_numpy_on_the_synthetic_sweep(tmp_path):
@@ -84,8 +119,11 @@ def test_threshold_of_the_synthetic_curves(tmp_path):
     for rate, label in zip(RATES, layout.groups):
         runs = layout.groups[label]
         xs = [layout.x_of(r) for r in runs]
-        assert A.interpolation_threshold(xs, [r.value("train/error") for r in runs]) == THRESHOLD[rate]
-        assert A.error_peak(xs, [r.value("test/error") for r in runs])[0] == THRESHOLD[rate]
+        threshold = A.interpolation_threshold(xs, [r.value("train/error") for r in runs])
+        assert threshold == THRESHOLD[rate]
+        assert A.error_peak(xs, [r.value("test/error") for r in runs], threshold)[0] == THRESHOLD[rate]
+        assert A.curve_markers(runs, layout.x_of) == (THRESHOLD[rate], (THRESHOLD[rate], pytest.approx(
+            curve_values(THRESHOLD[rate], rate)["test/error"])))
 
 
 def test_non_width_sweep_groups_by_the_other_swept_keys(tmp_path):

@@ -67,3 +67,20 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     write_sweep(tmp_path / "s", widths=(2,), rates=(0.0,))
     assert main([str(tmp_path / "s"), "--format", "gif"]) == 2
     assert "--format" in capsys.readouterr().err
+
+
+def test_page_says_which_curves_have_no_peak(tmp_path):
+    import json
+    import math
+
+    # widths 1..16 with noise 0.2 (threshold 8, a bump there) and a monotone curve without noise
+    root = write_sweep(tmp_path / "s", widths=(1, 2, 4, 8, 16), rates=(0.0, 0.2))
+    for width in (1, 2, 4, 8, 16):
+        path = root / "runs" / f"w{width:03d}_n0" / "summary.json"
+        summary = json.loads(path.read_text())
+        for key in [k for k in summary["metrics"] if k.startswith("test/error")]:
+            summary["metrics"][key] = 0.5 - 0.05 * math.log2(width)  # falls monotonically
+        path.write_text(json.dumps(summary))
+    page = build_report(root, formats=("png",)).index.read_text()
+    assert "No test-error peak: no label noise (no interior local maximum near its threshold)." in page
+    assert "symmetric noise 0.2 (" not in page.split("No test-error peak")[1].split("</p>")[0]

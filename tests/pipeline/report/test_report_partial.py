@@ -79,3 +79,41 @@ def test_one_seed_one_run(tmp_path, capsys):
     page = report.index.read_text()
     assert "need two or more seeds" in page
     assert "Pearson r undefined (n = 1 runs)" in page
+
+
+def _without_test_error(run_dir):
+    """A run that finished without ever being evaluated (e.g. epochs < train.eval_every): region
+    counts and agreement are there, test and train errors are not."""
+    def keep(record):
+        return {k: v for k, v in record.items() if not k.startswith(("test/", "train/"))}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["metrics"] = keep(summary["metrics"])
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(keep(r)) for r in lines) + "\n")
+
+
+def test_notes_claim_only_what_is_missing(tmp_path, capsys):
+    # the README's quick trial: 1 epoch with eval_every 10 leaves region counts but no test error
+    for width in (4, 6):
+        _without_test_error(write_run(tmp_path / f"w{width}", width, 0.0))
+    assert main([str(tmp_path), "--format", "png"]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: no run is plotted (none has finished with a final test/error): there is "
+                     "nothing to plot; see 'Missing / failed'"]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "no run has" not in page and "no plotted run has" not in page  # the regions ARE there
+    assert page.count("Not drawn: no run is plotted (none has finished with a final test/error).") == 8
+    assert "finished, but no final test/error" in page
+    table = page[page.index("<h2>Runs</h2>"):]
+    assert "regions (train planes)" in table  # the values the table shows
+
+
+def test_figure_notes_name_the_plotted_runs(tmp_path):
+    write_run(tmp_path / "plotted", 8, 0.0, seeds=(0,))
+    _without_test_error(write_run(tmp_path / "unplotted", 4, 0.0))  # has agreement, is not plotted
+    report = build_report(tmp_path, formats=("png",))
+    notes = {e.name: e.note for e in report.entries if not e.files}
+    assert notes["agreement"] == "no plotted run has repro metrics (they need two or more seeds)"
+    assert report.notes == []

@@ -13,29 +13,37 @@ COMMAND = ["ddsweep", "train", "${args}"]
 # Settings each preset must carry (METHODS.md, "Published setups the presets reproduce").
 PUBLISHED = {
     "somepalli2022_resnet18k.yaml": {
-        "model.name": "resnet18k", "model.width": list(range(1, 21)) + [30, 40, 50, 60, 64],
-        "data.name": "cifar10", "data.noise.kind": "symmetric", "data.noise.rate": [0.0, 0.2],
+        # dbViz's script_train.sh: "1 ... 13 16 15 16 17 ... 20 30 40 50 60 64" (no 14)
+        "model.name": "resnet18k",
+        "model.width": list(range(1, 14)) + list(range(15, 21)) + [30, 40, 50, 60, 64],
+        "data.name": "cifar10", "data.normalize": "pytorch_cifar", "data.noise.kind": "symmetric",
+        "data.noise.rate": [0.0, 0.2],
         "train.optimizer": "adam", "train.lr": 1e-4, "train.weight_decay": 0.0, "train.schedule": "constant",
         "train.batch_size": 128, "train.epochs": 4000, "data.augment.crop": True, "data.augment.flip": True,
-        "data.augment.pad": 4, "seeds": [0, 1], "repro.vary": "init", "planes.n_planes": 1000,
-        "planes.resolution": 50, "planes.margin": 0.1, "planes.agreement_triplets": 1000},
+        "data.augment.pad": 4, "seeds": [0, 1], "repro.vary": "both", "planes.n_planes": 1000,
+        "planes.resolution": 50, "planes.margin": 0.1, "planes.agreement_triplets": 1000,
+        "margin.method": "dbviz", "margin.directions": 10},
     "nakkiran2019_resnet18k.yaml": {
-        "model.name": "resnet18k", "model.width": list(range(1, 65)), "data.noise.kind": "uniform",
+        "model.name": "resnet18k", "model.width": list(range(1, 65)), "data.noise.kind": "uniform_incorrect",
         "data.noise.rate": [0.1, 0.15, 0.2], "train.optimizer": "adam", "train.lr": 1e-4,
         "train.epochs": 4000, "train.batch_size": 128, "data.augment.crop": True, "data.augment.flip": True},
     "nakkiran2019_cnn5k.yaml": {
-        "model.name": "cnn5k", "model.width": list(range(1, 65)), "data.noise.kind": "uniform",
+        "model.name": "cnn5k", "model.width": list(range(1, 65)), "data.noise.kind": "uniform_incorrect",
         "data.noise.rate": [0.1, 0.15, 0.2], "train.optimizer": "sgd", "train.lr": 0.1,
         "train.schedule": "inv_sqrt", "train.schedule_step": 512, "train.batch_size": 128,
         "train.epochs": 1280, "data.augment.crop": True, "data.augment.flip": True},
     "li2025_regions_lr_bs.yaml": {
-        "model.name": "resnet18k", "model.width": 64, "data.name": "cifar10", "data.augment.crop": False,
+        "model.name": "resnet18k_basic", "model.width": 64, "data.name": "cifar10",
+        "data.normalize": "pytorch_cifar", "train.schedule_interval": "epoch", "planes.at_init": True,
+        "data.augment.crop": False,
         "data.augment.flip": False, "train.optimizer": "sgd", "train.momentum": 0.9, "train.schedule": "cosine",
         "train.epochs": 200, "train.lr": [0.1, 0.01, 0.001], "train.batch_size": [256, 512, 1024],
         "train.weight_decay": [1e-5, 1e-6, 1e-7], "seeds": [0, 1, 2], "regions1d.pairs": 100,
         "regions1d.points": 200, "planes.every_n_epochs": 10},
     "li2025_regions_lr_bs_vgg19.yaml": {"model.name": "vggk", "model.depth": 19, "model.width": 64,
-                                        "train.lr": [0.1, 0.01, 0.001], "seeds": [0, 1, 2]},
+                                        "data.normalize": "pytorch_cifar", "train.schedule_interval": "epoch",
+                                        "planes.at_init": True, "train.lr": [0.1, 0.01, 0.001],
+                                        "seeds": [0, 1, 2]},
     "irreproducibility.yaml": {
         "data.name": "gaussians", "model.name": "mlpk",
         "model.activation": ["relu", "smelu", "softplus", "gelu", "silu"],
