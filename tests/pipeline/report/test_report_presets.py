@@ -15,7 +15,7 @@ PUBLISHED = {
     "somepalli2022_resnet18k.yaml": {
         # dbViz's script_train.sh: "1 ... 13 16 15 16 17 ... 20 30 40 50 60 64" (no 14)
         "model.name": "resnet18k",
-        "model.width": list(range(1, 14)) + list(range(15, 21)) + [30, 40, 50, 60, 64],
+        "model.width": list(range(1, 21)) + [30, 40, 50, 60, 64],
         "data.name": "cifar10", "data.normalize": "pytorch_cifar", "data.noise.kind": "symmetric",
         "data.noise.rate": [0.0, 0.2],
         "train.optimizer": "adam", "train.lr": 1e-4, "train.weight_decay": 0.0, "train.schedule": "constant",
