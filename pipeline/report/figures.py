@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pipeline.store.rundir import atomic_write_bytes
-from pipeline.viz.plots import class_colors
+from pipeline.viz.picture import class_colors
 from pipeline.report import analysis as A
 from pipeline.report.collect import Run
 
@@ -349,7 +349,7 @@ def load_plane(run: Run, key: tuple[str, int]) -> Optional[dict]:
 
 
 def _class_cmap(n: int) -> ListedColormap:
-    """The class colours of the run's own plane pictures (pipeline.viz.plots); -1 (off the map) blank."""
+    """The class colours of the run's own plane pictures (pipeline.viz.picture); -1 (off the map) blank."""
     return ListedColormap(class_colors(max(n, 1))).with_extremes(bad=(0, 0, 0, 0))
 
 

@@ -1,4 +1,5 @@
-"""Decision-plane pictures of a network: predict the label maps, then hand them to a renderer.
+"""Decision-plane pictures of a network: predict the label maps, describe each picture
+(pipeline.viz.picture.describe_plane), then hand the description to a renderer.
 
 Training draws with the Pillow renderer (pipeline.viz.quicklook, ~15 ms a picture); `ddsweep plane`
 and the report draw matplotlib figures (pipeline.viz.plots).
@@ -14,7 +15,8 @@ import torch
 from pipeline.measure.evaluate import predict_labels
 from pipeline.measure.planes import PlaneGrid, predict_planes
 from pipeline.measure.regions import count_regions_batch
-from pipeline.rundir import atomic_write_bytes
+from pipeline.store.rundir import atomic_write_bytes
+from pipeline.viz.picture import describe_plane
 
 
 def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, device,
@@ -23,7 +25,7 @@ def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, 
     train set's bounding box (10% margin), with the train points drawn in the colour of the label
     they were trained on. `quick`: the training-time renderer (pipeline.viz.quicklook) instead of a
     matplotlib figure."""
-    draw_plane, _, save = _renderer(quick)
+    draw, save = _renderer(quick)
 
     x = dataset.x_train
     lo, hi = x.amin(0), x.amax(0)
@@ -34,24 +36,24 @@ def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, 
     grid = torch.stack([uu.flatten(), vv.flatten()], 1).to(device=device, dtype=x.dtype)  # [R*R, 2]
     maps = predict_labels(fn, len(grid), lambda a, b: grid[a:b], max_points_per_call=max_points_per_call)
     keep = torch.arange(min(len(x), max_train_points))
-    fig = draw_plane(maps[0].reshape(resolution, resolution).cpu().numpy(), u.numpy(), v.numpy(), np.zeros((0, 2)),
-                     class_names=list(dataset.class_names), anchor_labels=[], anchor_mislabeled=[], title=title,
-                     num_classes=dataset.num_classes,
-                     train_points=(x[keep].cpu().numpy(), labels.noisy[keep].cpu().numpy()))
-    return save(fig, path)
+    picture = describe_plane(maps[0].reshape(resolution, resolution).cpu().numpy(), u.numpy(), v.numpy(),
+                             np.zeros((0, 2)), class_names=list(dataset.class_names), anchor_labels=[],
+                             anchor_mislabeled=[], title=title, num_classes=dataset.num_classes,
+                             train_points=(x[keep].cpu().numpy(), labels.noisy[keep].cpu().numpy()))
+    return save(draw(picture), path)
 
 
 def _renderer(quick: bool):
-    """(draw one plane, draw the seeds side by side, save) of the chosen renderer: Pillow pictures
-    at about 15 ms each during training (pipeline.viz.quicklook), matplotlib figures (pipeline.viz.plots)
+    """(draw a PlanePicture, save what it drew) of the chosen renderer: Pillow pictures at about
+    15 ms each during training (pipeline.viz.quicklook), matplotlib figures (pipeline.viz.plots)
     for `ddsweep plane`, at about 0.2-0.4 s each."""
     if quick:
-        from pipeline.viz.quicklook import render_plane, render_plane_seeds
+        from pipeline.viz.quicklook import draw
 
-        return render_plane, render_plane_seeds, lambda picture, path: picture.save(path)
-    from pipeline.viz.plots import draw_plane, draw_plane_pair, save_figure
+        return draw, lambda picture, path: picture.save(path)
+    from pipeline.viz.plots import draw, save_figure
 
-    return draw_plane, draw_plane_pair, save_figure
+    return draw, save_figure
 
 
 def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolution: int, margin: float,
@@ -62,7 +64,7 @@ def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolutio
     marked) and <stem>_<suffix>.npz (raw label maps). `title` and `stem` may use {t} (the plane's
     number in its family: `plane_ids[t]`, default t) and {regions}. Returns W&B image key → PNG path.
     `quick`: Pillow pictures (training time) instead of matplotlib figures (see `_renderer`)."""
-    draw_plane, draw_plane_pair, save_figure = _renderer(quick)
+    draw, save = _renderer(quick)
 
     test = fam == "test"
     names = list(dataset.class_names)
@@ -80,12 +82,12 @@ def draw_planes(fn, anchors, idx, fam: str, dataset, labels, *, seeds, resolutio
         u, v, coords = grid.u[t].cpu().numpy(), grid.v[t].cpu().numpy(), grid.coords[t].cpu().numpy()
         head = stem.format(t=pid)
         text = title.format(t=pid, regions=int(regions[t]))
-        fig = draw_plane(maps[0, t].cpu().numpy(), u, v, coords, title=text, **common)
-        images[f"planes/{fam}_{pid}"] = save_figure(fig, f"{head}_{suffix}.png")
+        picture = describe_plane(maps[0, t].cpu().numpy(), u, v, coords, title=text, **common)
+        images[f"planes/{fam}_{pid}"] = save(draw(picture), f"{head}_{suffix}.png")
         if maps.shape[0] > 1:
-            fig = draw_plane_pair(maps[:, t].cpu().numpy(), u, v, coords, title=text,
-                                  seed_names=[f"seed {s}" for s in seeds], **common)
-            images[f"planes/{fam}_{pid}_seeds"] = save_figure(fig, f"{head}_seeds_{suffix}.png")
+            picture = describe_plane(maps[:, t].cpu().numpy(), u, v, coords, title=text,
+                                     seed_names=[f"seed {s}" for s in seeds], **common)
+            images[f"planes/{fam}_{pid}_seeds"] = save(draw(picture), f"{head}_seeds_{suffix}.png")
         save_npz(f"{head}_{suffix}.npz", labels=maps[:, t].cpu().numpy(), u=u, v=v, anchors=coords,
                  anchor_labels=np.array(noisy), anchor_true=np.array(true), anchor_mislabeled=np.array(mis),
                  class_names=np.array(names), regions=np.array(int(regions[t])))

@@ -1,8 +1,8 @@
-"""Figures of decision planes (METHODS.md, "Decision plane through three inputs").
+"""Figures of decision planes (METHODS.md, "Decision plane through three inputs"): the matplotlib
+renderer of ``pipeline.viz.picture.PlanePicture``, for ``ddsweep plane`` and the report.
 
 Object-oriented matplotlib only (``Figure`` + ``FigureCanvasAgg``): no pyplot, no global state,
-no backend switching. Label maps follow the convention of ``pipeline.measure.planes``: ``[R, R]``
-indexed ``[j (v), i (u)]``, drawn with ``origin="lower"``; -1 marks pixels outside the map.
+no backend switching. Label maps are drawn with ``origin="lower"`` (row j=0 at the bottom).
 """
 
 from __future__ import annotations
@@ -11,31 +11,21 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-import torch
 
-from pipeline.measure.repro import plane_agreement
+from pipeline.viz.picture import DISAGREE_COLOR, MARKER_EDGE, LegendEntry, PlanePicture, class_colors
 
-MISLABELED_LABEL = "mislabeled anchor (label ≠ true class)"
-ANCHOR_LABEL = "anchor"
-DISAGREE_LABEL = "seeds disagree"
-_GOLDEN = 0.6180339887498949
-
-
-def class_colors(num_classes: int) -> np.ndarray:
-    """``[num_classes, 4]`` RGBA colours, one per class: tab10 up to 10 classes, tab20 up to 20,
-    beyond that turbo sampled at golden-ratio steps so that neighbouring ids differ strongly."""
-    if num_classes <= 10:
-        return matplotlib.colormaps["tab10"](np.arange(num_classes))
-    if num_classes <= 20:
-        return matplotlib.colormaps["tab20"](np.arange(num_classes))
-    return matplotlib.colormaps["turbo"]((np.arange(num_classes) * _GOLDEN) % 1.0)
+# Anchor markers on the plane (scatter) and in the legend (Line2D), by Anchor.marker.
+_SCATTER = {"circle": dict(marker="o", s=90, linewidths=1.5),
+            "star": dict(marker="*", s=320, linewidths=2.0)}
+_LEGEND_MARKER = {"circle": dict(marker="o", markersize=8),
+                  "star": dict(marker="*", markersize=14, markeredgewidth=2)}
+_HATCH = "////"
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -46,159 +36,67 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _name(class_names: Sequence[str] | None, c: int) -> str:
-    return str(class_names[c]) if class_names is not None else str(c)
-
-
-def _extent(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float, float]:
-    """Pixel-edge extent of a grid whose pixel centres are u [R] × v [R]."""
-    du, dv = (u[-1] - u[0]) / (len(u) - 1) / 2, (v[-1] - v[0]) / (len(v) - 1) / 2
-    return (u[0] - du, u[-1] + du, v[0] - dv, v[-1] + dv)
-
-
 def _show_labels(ax, label_map: np.ndarray, colors: np.ndarray, extent=None) -> None:
     cmap = ListedColormap(colors).with_extremes(bad=(0, 0, 0, 0))
     ax.imshow(np.ma.masked_less(label_map, 0), cmap=cmap, vmin=-0.5, vmax=len(colors) - 0.5,
               origin="lower", extent=extent, interpolation="nearest", aspect="equal")
 
 
-def _draw_plane_on(ax, label_map, u, v, anchor_coords, *, class_names, num_classes,
-                   anchor_labels, anchor_true_labels, anchor_mislabeled, train_points) -> set[int]:
-    """Draw one plane with its anchors on ``ax``; return the class ids that need a legend entry."""
-    colors = class_colors(num_classes)
-    label_map, u, v = np.asarray(label_map), np.asarray(u, float), np.asarray(v, float)
-    coords = np.asarray(anchor_coords, float)
-    _show_labels(ax, label_map, colors, _extent(u, v))
-    noisy = [int(c) for c in anchor_labels]
-    true = noisy if anchor_true_labels is None else [int(c) for c in anchor_true_labels]
-    mis = [False] * len(coords) if anchor_mislabeled is None else [bool(m) for m in anchor_mislabeled]
-    if train_points is not None:
-        pts, pt_labels = np.asarray(train_points[0], float), np.asarray(train_points[1], int)
-        ax.scatter(pts[:, 0], pts[:, 1], s=12, c=colors[pt_labels], edgecolors="black",
-                   linewidths=0.4, zorder=3)
-    for k in range(len(coords)):
-        style = (dict(marker="*", s=320, edgecolors="red", linewidths=2.0) if mis[k]
-                 else dict(marker="o", s=90, edgecolors="black", linewidths=1.5))
-        ax.scatter(coords[k, 0], coords[k, 1], color=colors[noisy[k]], zorder=4, **style)
-        text = _name(class_names, noisy[k])
-        if mis[k] or true[k] != noisy[k]:
-            text += f" (true: {_name(class_names, true[k])})"
-        ax.annotate(f"x{k + 1}: {text}", (coords[k, 0], coords[k, 1]), xytext=(7, 7),
-                    textcoords="offset points", fontsize=8, zorder=5,
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    if len(coords):
-        ax.set_xlabel("u: plane coordinate along x1→x2")
-        ax.set_ylabel("v: plane coordinate towards x3")
-    else:  # the input space itself (2-D data)
-        ax.set_xlabel("input x[0]")
-        ax.set_ylabel("input x[1]")
-    present = {int(c) for c in np.unique(label_map) if c >= 0}
-    return present | set(noisy) | set(true)
+def _draw_panel(ax, picture: PlanePicture, s: int) -> None:
+    """Panel ``s``: its label map, the train points, the anchors with their texts, the axis
+    names and, in the seeds picture, the darkened and hatched disagreement area."""
+    _show_labels(ax, picture.maps[s], picture.colors, picture.extent)
+    if len(picture.points):
+        ax.scatter(picture.points[:, 0], picture.points[:, 1], s=12, c=picture.point_colors,
+                   edgecolors="black", linewidths=0.4, zorder=3)
+    for anchor in picture.anchors:
+        ax.scatter(*anchor.xy, color=anchor.color, zorder=4, edgecolors=MARKER_EDGE[anchor.marker],
+                   **_SCATTER[anchor.marker])
+        ax.annotate(anchor.text, anchor.xy, xytext=(7, 7), textcoords="offset points", fontsize=8,
+                    zorder=5, bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
+    ax.set_xlabel(picture.axis_names[0])
+    ax.set_ylabel(picture.axis_names[1])
+    if picture.seeds:
+        _show_disagreement(ax, picture.disagree, picture.extent)
 
 
-def _legend_handles(classes: set[int], class_names, num_classes: int, mislabeled: bool,
-                    extra: Sequence = (), anchors: bool = True) -> list:
-    colors = class_colors(num_classes)
-    handles = [Patch(facecolor=colors[c], edgecolor="none", label=_name(class_names, c))
-               for c in sorted(classes)]
-    if anchors:
-        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=8,
-                          markerfacecolor="lightgray", markeredgecolor="black", label=ANCHOR_LABEL))
-    if mislabeled:
-        handles.append(Line2D([], [], linestyle="none", marker="*", markersize=14,
-                              markerfacecolor="lightgray", markeredgecolor="red",
-                              markeredgewidth=2, label=MISLABELED_LABEL))
-    return handles + list(extra)
+def _show_disagreement(ax, disagree: np.ndarray, extent) -> None:
+    overlay = np.zeros((*disagree.shape, 4))  # [R, R, 4]
+    overlay[disagree] = DISAGREE_COLOR
+    ax.imshow(overlay, origin="lower", extent=extent, interpolation="nearest", aspect="equal", zorder=2)
+    if disagree.any():
+        ax.contourf(np.linspace(extent[0], extent[1], disagree.shape[1]),
+                    np.linspace(extent[2], extent[3], disagree.shape[0]),
+                    disagree.astype(float), levels=[0.5, 1.5], colors="none", hatches=[_HATCH], zorder=2)
 
 
-def draw_plane(
-    label_map,
-    u,
-    v,
-    anchor_coords,
-    *,
-    class_names: Sequence[str] | None,
-    anchor_labels: Sequence[int],
-    anchor_true_labels: Sequence[int] | None = None,
-    anchor_mislabeled: Sequence[bool] | None = None,
-    title: str = "",
-    num_classes: int,
-    train_points: tuple | None = None,
-) -> Figure:
-    """One decision plane: ``label_map [R, R]`` ([j (v), i (u)]), axes ``u, v [R]``, anchors at
-    ``anchor_coords [3, 2]`` labelled with their (noisy) labels and, when they differ, their true
-    class ("cat (true: dog)"); mislabeled anchors are red-edged stars. ``train_points`` optionally
-    overlays ``(coords [K, 2], labels [K])``. The legend lists the classes present and the anchor
-    classes. ``title`` is used as given (callers put model, width, noise, epoch, regions in it).
-    """
-    fig = _new_figure((7.5, 6.0))
-    ax = fig.add_subplot(1, 1, 1)
-    classes = _draw_plane_on(ax, label_map, u, v, anchor_coords, class_names=class_names,
-                             num_classes=num_classes, anchor_labels=anchor_labels,
-                             anchor_true_labels=anchor_true_labels,
-                             anchor_mislabeled=anchor_mislabeled, train_points=train_points)
-    mislabeled = anchor_mislabeled is not None and any(bool(m) for m in anchor_mislabeled)
-    ax.legend(handles=_legend_handles(classes, class_names, num_classes, mislabeled,
-                                      anchors=len(anchor_labels) > 0),
-              loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
-    ax.set_title(title, fontsize=9)
-    return fig
+def _legend_handle(entry: LegendEntry):
+    if entry.kind in _LEGEND_MARKER:
+        return Line2D([], [], linestyle="none", markerfacecolor=entry.color,
+                      markeredgecolor=MARKER_EDGE[entry.kind], label=entry.label,
+                      **_LEGEND_MARKER[entry.kind])
+    if entry.kind == "hatch":
+        return Patch(facecolor=entry.color, hatch=_HATCH, label=entry.label)
+    return Patch(facecolor=entry.color, edgecolor="none", label=entry.label)
 
 
-def mean_pairwise_agreement(label_maps: np.ndarray) -> float:
-    """Plane agreement of ``label_maps [S, R, R]`` as the metric defines it
-    (pipeline.measure.repro.plane_agreement); 1.0 for a single map."""
-    agreement = plane_agreement(torch.as_tensor(np.asarray(label_maps)))
-    return 1.0 if agreement is None else agreement
-
-
-def draw_plane_pair(
-    label_maps,
-    u,
-    v,
-    anchor_coords,
-    *,
-    class_names: Sequence[str] | None,
-    anchor_labels: Sequence[int],
-    anchor_true_labels: Sequence[int] | None = None,
-    anchor_mislabeled: Sequence[bool] | None = None,
-    title: str = "",
-    num_classes: int,
-    seed_names: Sequence[str] | None = None,
-) -> Figure:
-    """The same plane under S seeds, side by side (``label_maps [S, R, R]``). Pixels where not all
-    seeds agree are darkened and hatched on every panel; the title gets the plane agreement (mean
-    over seed pairs of the fraction of equal pixels)."""
-    maps = np.asarray(label_maps)
-    S = maps.shape[0]
-    disagree = (maps != maps[:1]).any(axis=0)  # [R, R]
-    agreement = mean_pairwise_agreement(maps)
-    fig = _new_figure((4.2 * S + 2.5, 4.6))
-    classes: set[int] = set()
-    extent = _extent(np.asarray(u, float), np.asarray(v, float))
+def draw(picture: PlanePicture) -> Figure:
+    """The figure of ``picture`` (pipeline.viz.picture.describe_plane): one plane, or the seeds
+    side by side each titled with its seed and the title over all; the legend right of the last
+    panel."""
+    S = len(picture.maps)
+    fig = _new_figure((4.2 * S + 2.5, 4.6) if picture.seeds else (7.5, 6.0))
     for s in range(S):
         ax = fig.add_subplot(1, S, s + 1)
-        classes |= _draw_plane_on(ax, maps[s], u, v, anchor_coords, class_names=class_names,
-                                  num_classes=num_classes, anchor_labels=anchor_labels,
-                                  anchor_true_labels=anchor_true_labels,
-                                  anchor_mislabeled=anchor_mislabeled, train_points=None)
-        overlay = np.zeros((*disagree.shape, 4))
-        overlay[disagree] = (0, 0, 0, 0.55)
-        ax.imshow(overlay, origin="lower", extent=extent, interpolation="nearest",
-                  aspect="equal", zorder=2)
-        if disagree.any():
-            ax.contourf(np.linspace(extent[0], extent[1], disagree.shape[1]),
-                        np.linspace(extent[2], extent[3], disagree.shape[0]),
-                        disagree.astype(float), levels=[0.5, 1.5], colors="none",
-                        hatches=["////"], zorder=2)
-        ax.set_title(seed_names[s] if seed_names is not None else f"seed {s}", fontsize=9)
-    mislabeled = anchor_mislabeled is not None and any(bool(m) for m in anchor_mislabeled)
-    extra = [Patch(facecolor=(0, 0, 0, 0.55), hatch="////", label=DISAGREE_LABEL)]
-    fig.axes[-1].legend(handles=_legend_handles(classes, class_names, num_classes, mislabeled,
-                                                extra),
-                        loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
-                        borderaxespad=0)
-    fig.suptitle(f"{title}\nplane agreement {agreement:.3f}".strip(), fontsize=10)
+        _draw_panel(ax, picture, s)
+        if picture.seeds:
+            ax.set_title(picture.panel_titles[s], fontsize=9)
+    fig.axes[-1].legend(handles=[_legend_handle(e) for e in picture.legend], loc="upper left",
+                        bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
+    if picture.seeds:
+        fig.suptitle(picture.title, fontsize=10)
+    else:
+        fig.axes[0].set_title(picture.title, fontsize=9)
     return fig
 
 

@@ -1,12 +1,10 @@
-"""Fast training-time pictures of decision planes, drawn with Pillow (METHODS.md, "Decision plane
-through three inputs").
+"""Fast training-time pictures of decision planes (METHODS.md, "Decision plane through three
+inputs"): the Pillow renderer of ``pipeline.viz.picture.PlanePicture``.
 
-Same arguments, same meaning and same content as ``pipeline.viz.plots.draw_plane`` and
-``draw_plane_pair``, at a fraction of the cost: matplotlib spends 0.1-0.2 s a figure on text layout
-and Agg rendering, a large share of a short run that draws planes every few epochs. Publication
-figures (``ddsweep plane``) stay with matplotlib. Label maps are ``[R, R]`` indexed ``[j (v), i (u)]``
-with row j=0 at the bottom; -1 marks pixels outside the map (white). Classes get the colours of
-``pipeline.viz.plots.class_colors`` so both renderers agree.
+The same picture as ``pipeline.viz.plots.draw`` (same texts, colours, markers, legend) at a fraction
+of the cost: matplotlib spends 0.1-0.2 s a figure on text layout and Agg rendering, a large share of
+a short run that draws planes every few epochs. Publication figures (``ddsweep plane``) stay with
+matplotlib. Row j=0 of a label map is drawn at the bottom; pixels outside the map (-1) are white.
 """
 
 from __future__ import annotations
@@ -23,24 +21,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from pipeline.viz.plots import (
-    ANCHOR_LABEL,
-    DISAGREE_LABEL,
-    MISLABELED_LABEL,
-    class_colors,
-    mean_pairwise_agreement,
-)
+from pipeline.viz.picture import DARKEN, MARKER_EDGE, Anchor, Extent, LegendEntry, PlanePicture
 
 PLOT_BOX = 400  # px: the plot area of a single plane fits in PLOT_BOX x PLOT_BOX
 PANEL_BOX = 300  # px: the same for each panel of the seeds picture
-DARKEN = 0.55  # blend towards black where seeds disagree (as plots.draw_plane_pair)
 HATCH = 6  # px between the diagonal hatch lines of the disagreement area
 _MARGIN, _GAP, _PANEL_GAP, _LEGEND_GAP = 10, 4, 18, 16
 _SIZES = {"title": 14, "axis": 12, "tick": 11, "anchor": 11, "legend": 12}
 _MAX_LEGEND_COLUMNS = 3
-_WHITE, _BLACK, _RED, _GRAY = (255, 255, 255), (0, 0, 0), (255, 0, 0), (211, 211, 211)
-_AXIS_NAMES = {True: ("u: plane coordinate along x1→x2", "v: plane coordinate towards x3"),
-               False: ("input x[0]", "input x[1]")}
+_WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 
 Rect = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom exclusive
 _Columns = tuple[tuple[int, int, int], ...]  # legend: (first entry, end entry, x offset) per column
@@ -103,34 +92,31 @@ def _rotated_text(text: str, size: int) -> Image.Image:
     return mask.transpose(Image.Transpose.ROTATE_90)
 
 
-def _rgb(palette: np.ndarray, c: int) -> tuple[int, int, int]:
-    return tuple(int(x) for x in palette[c])
+def _rgb8(colors) -> np.ndarray:
+    """``[..., 3]`` uint8 of RGBA floats ``[..., 4]`` laid over white (the picture's background)."""
+    c = np.asarray(colors, float)
+    alpha = c[..., 3:]
+    return np.round(255 * (c[..., :3] * alpha + (1 - alpha))).astype(np.uint8)
 
 
-def _name(class_names: Sequence[str] | None, c: int) -> str:
-    return str(class_names[c]) if class_names is not None else str(c)
+def _rgb(color) -> tuple[int, int, int]:
+    """``_rgb8`` of one colour (r, g, b, a), in plain Python: numpy costs more for a single colour."""
+    *rgb, alpha = color
+    return tuple(round(255 * (c * alpha + (1 - alpha))) for c in rgb)
 
 
-def _extent(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float, float]:
-    """Pixel-edge extent (u0, u1, v0, v1) of a grid whose pixel centres are u [R] × v [R]."""
-    def edges(a):
-        half = (a[-1] - a[0]) / (len(a) - 1) / 2 if len(a) > 1 else 0.5
-        return float(a[0] - half), float(a[-1] + half)
-    return (*edges(u), *edges(v))
-
-
-def plot_size(u, v, box: int) -> tuple[int, int]:
+def plot_size(extent: Extent, box: int) -> tuple[int, int]:
     """(width, height) in px of a plot area that fits in ``box`` x ``box`` with one unit of u and
     one unit of v the same number of pixels."""
-    u0, u1, v0, v1 = _extent(np.asarray(u, float), np.asarray(v, float))
+    u0, u1, v0, v1 = extent
     scale = box / max(u1 - u0, v1 - v0)
     return max(round((u1 - u0) * scale), 1), max(round((v1 - v0) * scale), 1)
 
 
-def to_pixel(coords, u, v, plot: Rect) -> np.ndarray:
+def to_pixel(coords, extent: Extent, plot: Rect) -> np.ndarray:
     """Image positions ``[K, 2]`` (x, y, float) of plane coordinates ``coords [K, 2]`` (u, v) in a
-    plot area ``plot`` showing the grid u [R] × v [R] (v grows upwards)."""
-    u0, u1, v0, v1 = _extent(np.asarray(u, float), np.asarray(v, float))
+    plot area ``plot`` showing ``extent`` (u0, u1, v0, v1; v grows upwards)."""
+    u0, u1, v0, v1 = extent
     left, top, right, bottom = plot
     c = np.asarray(coords, float).reshape(-1, 2)
     x = left + (c[:, 0] - u0) / (u1 - u0) * (right - left)
@@ -138,13 +124,9 @@ def to_pixel(coords, u, v, plot: Rect) -> np.ndarray:
     return np.stack([x, y], axis=1)
 
 
-@functools.lru_cache(maxsize=32)
-def _palette(num_classes: int) -> np.ndarray:
-    """``[num_classes + 1, 3]`` uint8: the class colours, then white for -1 (outside the map)."""
-    rgb = np.round(class_colors(num_classes)[:, :3] * 255).astype(np.uint8)
-    palette = np.concatenate([rgb, np.full((1, 3), 255, np.uint8)])
-    palette.flags.writeable = False
-    return palette
+def _palette(colors: np.ndarray) -> np.ndarray:
+    """``[C + 1, 3]`` uint8: the class colours ``colors [C, 4]``, then white for -1 (outside the map)."""
+    return np.concatenate([_rgb8(colors), np.full((1, 3), 255, np.uint8)])
 
 
 @functools.lru_cache(maxsize=32)
@@ -167,12 +149,12 @@ def _hatch(size: tuple[int, int]) -> np.ndarray:
     return (np.arange(h)[:, None] + np.arange(w)[None, :]) % HATCH == 0
 
 
-def _map_pixels(label_map: np.ndarray, num_classes: int, size: tuple[int, int],
-                disagree: np.ndarray | None = None) -> np.ndarray:
+def _map_pixels(label_map: np.ndarray, palette: np.ndarray, size: tuple[int, int],
+                disagree: np.ndarray | None) -> np.ndarray:
     """``[h, w, 3]`` uint8 picture of ``label_map [R, R]``; where ``disagree [R, R]`` is set, the
     colours are darkened and hatched."""
-    labels = _upscale(np.where(label_map < 0, num_classes, label_map), size)  # [h, w]
-    pixels = _palette(num_classes)[labels]  # [h, w, 3]
+    labels = _upscale(np.where(label_map < 0, len(palette) - 1, label_map), size)  # [h, w]
+    pixels = palette[labels]  # [h, w, 3]
     if disagree is not None and disagree.any():
         mask = _upscale(disagree, size)  # [h, w]
         pixels[mask] = np.round(pixels[mask] * (1 - DARKEN)).astype(np.uint8)
@@ -187,80 +169,54 @@ def _star(x: float, y: float, outer: float, inner: float) -> list[tuple[float, f
     return list(zip(x + radii * np.cos(angles), y + radii * np.sin(angles)))
 
 
-def _draw_marker(draw: ImageDraw.ImageDraw, x: float, y: float, fill, mislabeled: bool,
+def _draw_marker(draw: ImageDraw.ImageDraw, x: float, y: float, fill, marker: str,
                  scale: float = 1.0) -> None:
-    """An anchor: a black-edged circle, or a red-edged star when its label is not its class."""
-    if mislabeled:
-        draw.polygon(_star(x, y, 13 * scale, 5.5 * scale), fill=fill, outline=_RED, width=3)
+    """An anchor marker (Anchor.marker): a circle, or a star, edged in MARKER_EDGE[marker]."""
+    edge = _rgb(MARKER_EDGE[marker])
+    if marker == "star":
+        draw.polygon(_star(x, y, 13 * scale, 5.5 * scale), fill=fill, outline=edge, width=3)
     else:
         r = 7 * scale
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=_BLACK, width=2)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=edge, width=2)
 
 
-@dataclass(frozen=True)
-class _Anchors:
-    """Anchors of one plane: positions ``coords [K, 2]``, noisy and true labels, mislabeled flags."""
-
-    coords: np.ndarray
-    noisy: tuple[int, ...]
-    true: tuple[int, ...]
-    mislabeled: tuple[bool, ...]
-
-    @classmethod
-    def of(cls, anchor_coords, anchor_labels, anchor_true_labels, anchor_mislabeled) -> _Anchors:
-        coords = np.asarray(anchor_coords, float).reshape(-1, 2)
-        noisy = tuple(int(c) for c in anchor_labels)
-        true = noisy if anchor_true_labels is None else tuple(int(c) for c in anchor_true_labels)
-        mis = ((False,) * len(coords) if anchor_mislabeled is None
-               else tuple(bool(m) for m in anchor_mislabeled))
-        return cls(coords, noisy, true, mis)
-
-    def text(self, k: int, class_names) -> str:
-        text = f"x{k + 1}: {_name(class_names, self.noisy[k])}"
-        if self.mislabeled[k] or self.true[k] != self.noisy[k]:
-            text += f" (true: {_name(class_names, self.true[k])})"
-        return text
-
-
-def _draw_points(draw, xy: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> None:
+def _draw_points(draw, xy: np.ndarray, colors: np.ndarray) -> None:
     """Train points: small dots in their label colour with a thin black edge."""
-    for (x, y), c in zip(xy, labels):
-        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=_rgb(palette, c), outline=_BLACK)
+    for (x, y), c in zip(xy, colors):
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=tuple(int(k) for k in c), outline=_BLACK)
 
 
-def _draw_anchors(draw, xy: np.ndarray, anchors: _Anchors, palette, class_names,
-                  size: tuple[int, int]) -> list[str]:
-    """Markers, then their labels on white boxes, on a plot image of ``size``; labels of anchors
-    outside the plot are left out (as matplotlib's annotations). Returns the labels drawn."""
-    for k, (x, y) in enumerate(xy):
-        _draw_marker(draw, x, y, _rgb(palette, anchors.noisy[k]), anchors.mislabeled[k])
+def _draw_anchors(draw, xy: np.ndarray, anchors: Sequence[Anchor], size: tuple[int, int]) -> list[str]:
+    """Markers, then their texts on white boxes, on a plot image of ``size``; texts of anchors
+    outside the plot are left out (as matplotlib's annotations). Returns the texts drawn."""
+    for (x, y), anchor in zip(xy, anchors):
+        _draw_marker(draw, x, y, _rgb(anchor.color), anchor.marker)
     font, (w_plot, h_plot) = _font(_SIZES["anchor"]), size
     drawn = []
-    for k, (x, y) in enumerate(xy):
+    for (x, y), anchor in zip(xy, anchors):
         if not (0 <= x < w_plot and 0 <= y < h_plot):
             continue
-        text = anchors.text(k, class_names)
-        w, h = _width(text, font) + 4, _line_height(font) + 2
+        w, h = _width(anchor.text, font) + 4, _line_height(font) + 2
         tx = x + 8 if x + 8 + w <= w_plot else x - 8 - w  # right of the anchor, else left
         ty = y - 8 - h if y - 8 - h >= 0 else y + 8  # above it, else below
         tx, ty = min(max(tx, 0), max(w_plot - w, 0)), min(max(ty, 0), max(h_plot - h, 0))
         draw.rectangle((tx, ty, tx + w - 1, ty + h - 1), fill=_WHITE)
-        draw.text((tx + 2, ty + 1), text, font=font, fill=_BLACK)
-        drawn.append(text)
+        draw.text((tx + 2, ty + 1), anchor.text, font=font, fill=_BLACK)
+        drawn.append(anchor.text)
     return drawn
 
 
-def _plot_image(label_map, u, v, size, num_classes, anchors: _Anchors, class_names, *,
-                disagree=None, train_points=None) -> tuple[Image.Image, list[str]]:
-    """The plot area alone: label map, disagreement, train points, anchors and their labels
-    (clipped to the area). Returns the image and the anchor labels drawn."""
-    image = Image.fromarray(_map_pixels(np.asarray(label_map), num_classes, size, disagree))
-    draw, palette, area = ImageDraw.Draw(image), _palette(num_classes), (0, 0, *size)
-    if train_points is not None:
-        xy = to_pixel(train_points[0], u, v, area)
-        _draw_points(draw, _clip(xy, size), np.asarray(train_points[1], int), palette)
-    xy = _clip(to_pixel(anchors.coords, u, v, area), size)
-    return image, _draw_anchors(draw, xy, anchors, palette, class_names, size)
+def _plot_image(picture: PlanePicture, s: int, size: tuple[int, int],
+                palette: np.ndarray) -> tuple[Image.Image, list[str]]:
+    """The plot area of panel ``s`` alone: label map, disagreement, train points, anchors and
+    their texts (clipped to the area). Returns the image and the anchor texts drawn."""
+    image = Image.fromarray(_map_pixels(picture.maps[s], palette, size, picture.disagree))
+    draw, area = ImageDraw.Draw(image), (0, 0, *size)
+    if len(picture.points):
+        xy = _clip(to_pixel(picture.points, picture.extent, area), size)
+        _draw_points(draw, xy, _rgb8(picture.point_colors))
+    xy = _clip(to_pixel(picture.anchor_xy, picture.extent, area), size)
+    return image, _draw_anchors(draw, xy, picture.anchors, size)
 
 
 def _clip(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -323,9 +279,9 @@ def _layout(S: int, size: tuple[int, int], title_lines, axis_names, ticks, panel
     return _Layout(plots, cells, legend_at, columns, (width, height))
 
 
-def _tick_texts(u, v) -> tuple[str, str, str, str]:
+def _tick_texts(extent: Extent) -> tuple[str, str, str, str]:
     """Axis end values: u min, u max, v min, v max (pixel-edge extent, as matplotlib shows it)."""
-    return tuple(f"{x:.3g}" for x in _extent(np.asarray(u, float), np.asarray(v, float)))
+    return tuple(f"{x:.3g}" for x in extent)
 
 
 def _draw_axes(canvas: Image.Image, draw, plot: Rect, cell: tuple[int, int], axis_names, ticks,
@@ -354,20 +310,6 @@ def _centre(text: str, font, x: float, cell: tuple[int, int]) -> int:
     return round(min(max(x - w / 2, cell[0]), max(cell[1] - w, cell[0])))
 
 
-def _legend_entries(classes: set[int], class_names, num_classes: int, anchors: _Anchors,
-                    disagree: bool) -> list[tuple[str, str, tuple]]:
-    """(kind, label, colour) for every legend row, as plots._legend_handles orders them."""
-    palette = _palette(num_classes)
-    entries = [("class", _name(class_names, c), _rgb(palette, c)) for c in sorted(classes)]
-    if len(anchors.noisy):
-        entries.append(("anchor", ANCHOR_LABEL, _GRAY))
-    if any(anchors.mislabeled):
-        entries.append(("mislabeled", MISLABELED_LABEL, _GRAY))
-    if disagree:
-        entries.append(("disagree", DISAGREE_LABEL, tuple(round(255 * (1 - DARKEN)) for _ in range(3))))
-    return entries
-
-
 def _swatch(colour: tuple[int, int, int], hatched: bool) -> Image.Image:
     """A 17x13 px legend patch, hatched as the disagreement area when ``hatched``."""
     patch = np.empty((13, 17, 3), np.uint8)  # [h, w, 3]
@@ -377,48 +319,21 @@ def _swatch(colour: tuple[int, int, int], hatched: bool) -> Image.Image:
     return Image.fromarray(patch)
 
 
-def _draw_legend(canvas: Image.Image, draw, entries, layout: _Layout) -> None:
+def _draw_legend(canvas: Image.Image, draw, entries: Sequence[LegendEntry], layout: _Layout) -> None:
     font = _font(_SIZES["legend"])
     row = _line_height(font) + 5
     x0, y0 = layout.legend_at
     for start, end, dx in layout.legend_columns:
         for k in range(start, end):
-            kind, label, colour = entries[k]
+            entry = entries[k]
             x, y = x0 + dx, y0 + (k - start) * row
             cx, cy = x + 9, y + row / 2
-            if kind in ("anchor", "mislabeled"):
-                _draw_marker(draw, cx, cy, colour, kind == "mislabeled", scale=0.7)
+            if entry.kind in MARKER_EDGE:
+                _draw_marker(draw, cx, cy, _rgb(entry.color), entry.kind, scale=0.7)
             else:
-                canvas.paste(_swatch(colour, hatched=kind == "disagree"), (x + 1, round(cy) - 6))
-            draw.text((x + 24, cy), label, font=font, fill=_BLACK, anchor="lm")
-
-
-def _render(maps: np.ndarray, u, v, anchors: _Anchors, *, box: int, class_names, num_classes: int,
-            title_lines: list[str], panel_titles: Sequence[str] | None, disagree: np.ndarray | None,
-            train_points) -> Picture:
-    """S panels of ``maps [S, R, R]`` with a shared title and legend."""
-    size = plot_size(u, v, box)
-    axis_names = _AXIS_NAMES[len(anchors.coords) > 0]
-    ticks = _tick_texts(u, v)
-    present = {int(c) for c in np.unique(maps) if c >= 0}
-    entries = _legend_entries(present | set(anchors.noisy) | set(anchors.true), class_names,
-                              num_classes, anchors, disagree is not None)
-    legend_labels = [label for _, label, _ in entries]
-    layout = _layout(len(maps), size, title_lines, axis_names, ticks, panel_titles or [], legend_labels)
-    canvas = Image.new("RGB", layout.size, _WHITE)
-    draw = ImageDraw.Draw(canvas)
-    anchor_texts: list[str] = []
-    for s, (plot, cell) in enumerate(zip(layout.plots, layout.cells)):
-        image, drawn = _plot_image(maps[s], u, v, size, num_classes, anchors, class_names,
-                                   disagree=disagree, train_points=train_points)
-        canvas.paste(image, plot[:2])
-        anchor_texts += drawn
-        _draw_axes(canvas, draw, plot, cell, axis_names, ticks,
-                   None if panel_titles is None else panel_titles[s])
-    _draw_legend(canvas, draw, entries, layout)
-    _draw_title(draw, title_lines, layout.size[0])
-    texts = [*title_lines, *(panel_titles or []), *axis_names, *ticks, *anchor_texts, *legend_labels]
-    return Picture(canvas, tuple(dict.fromkeys(texts)), layout.plots, "\n".join(title_lines))
+                swatch = _swatch(_rgb(entry.color), hatched=entry.kind == "hatch")
+                canvas.paste(swatch, (x + 1, round(cy) - 6))
+            draw.text((x + 24, cy), entry.label, font=font, fill=_BLACK, anchor="lm")
 
 
 def _draw_title(draw, lines: Sequence[str], width: int) -> None:
@@ -428,61 +343,28 @@ def _draw_title(draw, lines: Sequence[str], width: int) -> None:
                   anchor="ma")
 
 
-def _title_lines(title: str) -> list[str]:
-    return title.split("\n") if title else []
-
-
-def render_plane(
-    label_map,
-    u,
-    v,
-    anchor_coords,
-    *,
-    class_names: Sequence[str] | None,
-    anchor_labels: Sequence[int],
-    anchor_true_labels: Sequence[int] | None = None,
-    anchor_mislabeled: Sequence[bool] | None = None,
-    title: str = "",
-    num_classes: int,
-    train_points: tuple | None = None,
-) -> Picture:
-    """One decision plane, as ``pipeline.viz.plots.draw_plane``: ``label_map [R, R]`` ([j (v), i (u)]),
-    axes ``u, v [R]``, anchors at ``anchor_coords [3, 2]`` (or ``[0, 2]`` for the 2-D input plane)
-    labelled with their (noisy) labels and, when they differ, their true class ("cat (true: dog)");
-    mislabeled anchors are red-edged stars. ``train_points`` optionally overlays
-    ``(coords [K, 2], labels [K])``. The legend lists the classes present and the anchor classes.
-    The plot area fits in PLOT_BOX px with equal scale on u and v."""
-    maps = np.asarray(label_map)[None]  # [1, R, R]
-    anchors = _Anchors.of(anchor_coords, anchor_labels, anchor_true_labels, anchor_mislabeled)
-    return _render(maps, u, v, anchors, box=PLOT_BOX, class_names=class_names,
-                   num_classes=num_classes, title_lines=_title_lines(title), panel_titles=None,
-                   disagree=None, train_points=train_points)
-
-
-def render_plane_seeds(
-    label_maps,
-    u,
-    v,
-    anchor_coords,
-    *,
-    class_names: Sequence[str] | None,
-    anchor_labels: Sequence[int],
-    anchor_true_labels: Sequence[int] | None = None,
-    anchor_mislabeled: Sequence[bool] | None = None,
-    title: str = "",
-    num_classes: int,
-    seed_names: Sequence[str] | None = None,
-) -> Picture:
-    """The same plane under S seeds side by side (``label_maps [S, R, R]``), as
-    ``pipeline.viz.plots.draw_plane_pair``: pixels where not all seeds agree are darkened and hatched on
-    every panel, each panel is titled with its seed name (default "seed s"), and the title gets a
-    last line with the plane agreement. Each panel fits in PANEL_BOX px."""
-    maps = np.asarray(label_maps)  # [S, R, R]
-    disagree = (maps != maps[:1]).any(axis=0)  # [R, R]
-    agreement = mean_pairwise_agreement(maps)
-    names = list(seed_names) if seed_names is not None else [f"seed {s}" for s in range(len(maps))]
-    anchors = _Anchors.of(anchor_coords, anchor_labels, anchor_true_labels, anchor_mislabeled)
-    return _render(maps, u, v, anchors, box=PANEL_BOX, class_names=class_names,
-                   num_classes=num_classes,
-                   title_lines=_title_lines(title) + [f"plane agreement {agreement:.3f}"],
-                   panel_titles=names, disagree=disagree, train_points=None)
+def draw(picture: PlanePicture) -> Picture:
+    """The Pillow picture of ``picture`` (pipeline.viz.picture.describe_plane): its panels side by
+    side under the title lines, each with a frame, axis end values and names (and its seed's name
+    in the seeds picture), the legend on the right. A single plane's plot area fits in PLOT_BOX px,
+    each panel of the seeds picture in PANEL_BOX px, with equal scale on u and v."""
+    size = plot_size(picture.extent, PANEL_BOX if picture.seeds else PLOT_BOX)
+    ticks = _tick_texts(picture.extent)
+    legend_labels = [entry.label for entry in picture.legend]
+    layout = _layout(len(picture.maps), size, picture.title_lines, picture.axis_names, ticks,
+                     picture.panel_titles, legend_labels)
+    canvas = Image.new("RGB", layout.size, _WHITE)
+    pen = ImageDraw.Draw(canvas)
+    palette = _palette(picture.colors)
+    anchor_texts: list[str] = []
+    for s, (plot, cell) in enumerate(zip(layout.plots, layout.cells)):
+        image, drawn = _plot_image(picture, s, size, palette)
+        canvas.paste(image, plot[:2])
+        anchor_texts += drawn
+        _draw_axes(canvas, pen, plot, cell, picture.axis_names, ticks,
+                   picture.panel_titles[s] if picture.seeds else None)
+    _draw_legend(canvas, pen, picture.legend, layout)
+    _draw_title(pen, picture.title_lines, layout.size[0])
+    texts = [*picture.title_lines, *picture.panel_titles, *picture.axis_names, *ticks, *anchor_texts,
+             *legend_labels]
+    return Picture(canvas, tuple(dict.fromkeys(texts)), layout.plots, picture.title)

@@ -1,18 +1,19 @@
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pipeline.viz.plots import (
+from pipeline.viz.picture import (
+    DISAGREE_COLOR,
     DISAGREE_LABEL,
     MISLABELED_LABEL,
+    LegendEntry,
     class_colors,
-    draw_plane,
-    draw_plane_pair,
-    montage,
-    save_figure,
+    describe_plane,
 )
+from pipeline.viz.plots import draw, montage, save_figure
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 R = 120
@@ -45,10 +46,10 @@ ANCHORS = np.array([[0.0, 0.0], [4.0, 0.0], [1.5, 3.0]])
 
 def test_draw_plane_writes_png_with_legend(tmp_path):
     label_map, u, v = plane_map()
-    fig = draw_plane(label_map, u, v, ANCHORS, class_names=NAMES, anchor_labels=[3, 3, 3],
-                     anchor_true_labels=[3, 3, 5], anchor_mislabeled=[False, False, True],
-                     title="resnet18k k=8, noise 0.2, epoch 100, regions 9", num_classes=10,
-                     train_points=(np.array([[1.0, 1.0], [2.0, 2.0]]), np.array([2, 5])))
+    fig = draw(describe_plane(label_map, u, v, ANCHORS, class_names=NAMES, anchor_labels=[3, 3, 3],
+                              anchor_true_labels=[3, 3, 5], anchor_mislabeled=[False, False, True],
+                              title="resnet18k k=8, noise 0.2, epoch 100, regions 9", num_classes=10,
+                              train_points=(np.array([[1.0, 1.0], [2.0, 2.0]]), np.array([2, 5]))))
     assert isinstance(fig, Figure)
     texts = legend_texts(fig)
     for name in ("airplane", "bird", "cat", "dog"):  # present classes and anchor classes
@@ -66,8 +67,8 @@ def test_draw_plane_writes_png_with_legend(tmp_path):
 
 def test_draw_plane_without_mislabeled_anchor_has_no_mislabeled_entry():
     label_map, u, v = plane_map()
-    fig = draw_plane(label_map, u, v, ANCHORS, class_names=None, anchor_labels=[2, 3, 5],
-                     title="t", num_classes=10)
+    fig = draw(describe_plane(label_map, u, v, ANCHORS, class_names=None, anchor_labels=[2, 3, 5],
+                              title="t", num_classes=10))
     texts = legend_texts(fig)
     assert MISLABELED_LABEL not in texts and {"2", "3", "5"} <= set(texts)
 
@@ -76,10 +77,10 @@ def test_draw_plane_pair_marks_disagreement(tmp_path):
     a, u, v = plane_map(0)
     b = a.copy()
     b[:30, :30] = 9  # seeds disagree on 900 pixels
-    fig = draw_plane_pair(np.stack([a, b]), u, v, ANCHORS, class_names=NAMES,
-                          anchor_labels=[3, 3, 3], anchor_true_labels=[3, 3, 5],
-                          anchor_mislabeled=[False, False, True], title="k=8", num_classes=10,
-                          seed_names=["seed 0", "seed 1"])
+    fig = draw(describe_plane(np.stack([a, b]), u, v, ANCHORS, class_names=NAMES,
+                              anchor_labels=[3, 3, 3], anchor_true_labels=[3, 3, 5],
+                              anchor_mislabeled=[False, False, True], title="k=8", num_classes=10,
+                              seed_names=["seed 0", "seed 1"]))
     agreement = 1 - 900 / R**2
     assert f"{agreement:.3f}" in fig._suptitle.get_text()
     assert len([ax for ax in fig.axes if ax.images]) == 2
@@ -87,13 +88,38 @@ def test_draw_plane_pair_marks_disagreement(tmp_path):
     assert os.path.getsize(save_figure(fig, tmp_path / "pair.png")) > 10_000
 
 
+def test_draw_takes_texts_colours_and_disagreement_from_the_description():
+    label_map, u, v = plane_map()
+    pic = describe_plane(np.stack([label_map, label_map]), u, v, ANCHORS, class_names=NAMES,
+                         anchor_labels=[2, 3, 5], title="k=8", num_classes=10)
+    disagree = np.zeros((R, R), bool)
+    disagree[:7, :9] = True  # the maps agree: the hatched area is the description's alone
+    colors = np.tile([0.5, 0.0, 0.5, 1.0], (10, 1))
+    edited = replace(pic, title_lines=("hand-made title",), panel_titles=("left", "right"),
+                     anchors=tuple(replace(a, text=f"hand {k}") for k, a in enumerate(pic.anchors)),
+                     legend=(LegendEntry("patch", "zebra", (1.0, 0.0, 0.0, 1.0)),), colors=colors,
+                     disagree=disagree)
+    fig = draw(edited)
+    assert fig._suptitle.get_text() == "hand-made title"
+    assert [ax.get_title() for ax in fig.axes] == ["left", "right"]
+    assert legend_texts(fig) == ["zebra"]
+    assert all_texts(fig) == ["hand 0", "hand 1", "hand 2"] * 2
+    labels, overlay = fig.axes[0].images
+    np.testing.assert_allclose(labels.get_cmap().colors, colors)
+    np.testing.assert_array_equal(overlay.get_array()[disagree], np.tile(DISAGREE_COLOR, (63, 1)))
+    assert not overlay.get_array()[~disagree].any()
+    single = draw(replace(describe_plane(label_map, u, v, ANCHORS, class_names=NAMES, anchor_labels=[2, 3, 5],
+                                         num_classes=10), title_lines=("one", "two")))
+    assert single.axes[0].get_title() == "one\ntwo" and len(single.axes) == 1
+
+
 def test_montage_of_figures_and_label_maps(tmp_path):
     maps = [plane_map(s)[0] for s in range(3)]
     fig = montage(maps, ["k=1", "k=2", "k=4"], ncols=2, num_classes=10, suptitle="widths")
     assert len(fig.axes) == 3 and [ax.get_title() for ax in fig.axes] == ["k=1", "k=2", "k=4"]
     label_map, u, v = plane_map()
-    planes = [draw_plane(label_map, u, v, ANCHORS, class_names=NAMES, anchor_labels=[2, 3, 5],
-                         title=f"seed {s}", num_classes=10) for s in range(2)]
+    planes = [draw(describe_plane(label_map, u, v, ANCHORS, class_names=NAMES, anchor_labels=[2, 3, 5],
+                                  title=f"seed {s}", num_classes=10)) for s in range(2)]
     fig2 = montage(planes, ["seed 0", "seed 1"], ncols=2)
     assert all(ax.images for ax in fig2.axes)
     assert os.path.getsize(save_figure(fig2, tmp_path / "m.png")) > 10_000
