@@ -15,7 +15,7 @@ from pipeline.config import load_config
 from ddsweep.errors import UserError
 from pipeline.train.run import train_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMALL = ["--data.name=digits", "--model.name=mlpk", "--model.width=8", "--train.epochs=3",
          "--train.batch_size=256", "--data.noise.rate=0.2", "--planes.n_planes=3", "--planes.resolution=12",
          "--planes.agreement_triplets=4", "--planes.draw=1", "--planes.draw_resolution=24",
