@@ -210,8 +210,9 @@ def make_config(point: dict, **overrides):
 
 def schedule_period(cfg) -> int:
     """Epochs after which a run's evaluation and checkpoints repeat (the lcm of their periods): a
-    timed window that is a multiple of it holds each exactly as often as a long run does."""
-    return math.lcm(cfg.train.eval_every, cfg.train.checkpoint_every)
+    timed window that is a multiple of it holds each exactly as often as a long run does (checkpoints
+    by wall time only, `checkpoint_every: null`, add no period)."""
+    return math.lcm(cfg.train.eval_every, cfg.train.checkpoint_every or 1)
 
 
 def window(period: int, at_least: int | None, default: int) -> int:

@@ -2,7 +2,10 @@
 
 A source is a function registered with `@register_source`. Sources that read files take
 `(root: Path, download: bool)` positionally; every source's keyword-only parameters are its options
-(`data.<option>` in a config), with their defaults read from the signature.
+(`data.<option>` in a config), with their defaults read from the signature. Sources registered
+with `cache=(packages...)` (the generated ones and the bundled digits) are cached on disk by
+data.cache, keyed by name, options, the versions of numpy, torch and those packages, and the text
+of this file and data/constants.py.
 
 File formats. MNIST and Fashion-MNIST are read by torchvision's own classes (they only check that
 the idx files exist). CIFAR-10/100 and SVHN are read here, with the same format logic as
@@ -15,12 +18,15 @@ full official files, and patching their private integrity checks would be fragil
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import inspect
 import math
 import os
 import pickle
 import random
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +34,7 @@ import numpy as np
 import torch
 
 from data import constants
+from data.cache import cached
 from ddsweep.errors import DataError
 
 
@@ -64,17 +71,23 @@ class _Source:
     fn: Callable[..., Dataset]
     reads_files: bool  # takes (root, download)
     options: dict[str, object]  # keyword-only option -> default
+    cache: tuple[str, ...] | None  # cached on disk, keyed also by these packages' versions; None: never
 
 
 _SOURCES: dict[str, _Source] = {}
 
 
-def register_source(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
-    """Register a source under its function name (timm's `register_model` pattern)."""
+def register_source(fn: Callable[..., Dataset] | None = None, *, cache: tuple[str, ...] | None = None):
+    """Register a source under its function name (timm's `register_model` pattern). With `cache`
+    (`@register_source(cache=("mnist1d",))`: the packages besides numpy and torch its data depends
+    on) the dataset is cached on disk (data.cache); only for sources whose data is a function of
+    their options, those packages and this code."""
+    if fn is None:
+        return functools.partial(register_source, cache=cache)
     params = inspect.signature(fn).parameters.values()
     options = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
     reads_files = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY] == ["root", "download"]
-    _SOURCES[fn.__name__] = _Source(fn, reads_files, options)
+    _SOURCES[fn.__name__] = _Source(fn, reads_files, options, None if cache is None else tuple(cache))
     return fn
 
 
@@ -117,9 +130,32 @@ def load_source(
         raise DataError(f"data.{unknown[0]}: not an option of dataset {name!r}; its options are: {allowed}")
     if source.reads_files:
         dataset = source.fn(Path(root).expanduser() if root is not None else default_root(), bool(download), **options)
+    elif source.cache is not None:
+        dataset = Dataset(**cached(name, _cache_depends(name, source, options), lambda: _fields(source.fn(**options))))
     else:
         dataset = source.fn(**options)
     return dataset if n_train is None else _train_subset(dataset, n_train, subset_seed)
+
+
+def _fields(dataset: Dataset) -> dict:
+    return {f.name: getattr(dataset, f.name) for f in dataclass_fields(Dataset)}
+
+
+def _cache_depends(name: str, source: _Source, options: dict) -> dict:
+    """What a cached source's data depends on (data.cache keys the file by it)."""
+    from importlib.metadata import version
+
+    return {"source": name, "options": {**source.options, **options}, "code": _code_digest(),
+            "versions": {pkg: version(pkg) for pkg in ("numpy", "torch", *source.cache)}}
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The generators' code: this file and the constants it uses (any edit misses the cache)."""
+    digest = hashlib.sha256()
+    for path in (Path(__file__), Path(constants.__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _train_subset(dataset: Dataset, n_train: int, seed: int) -> Dataset:
@@ -373,7 +409,7 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[n
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-@register_source
+@register_source(cache=("scikit-learn",))
 def digits(*, test_fraction: float = 0.3, split_seed: int = 0) -> Dataset:
     """scikit-learn's 8x8 digits (1797 images, bundled): [1, 8, 8] inputs, pixel/16, standardized
     with the train split's pixel mean and std; a stratified train/test split from `split_seed`."""
@@ -407,7 +443,7 @@ def _global_rng_preserved():
         np.random.set_state(np_state)
 
 
-@register_source
+@register_source(cache=("mnist1d", "scipy"))
 def mnist1d(*, num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -> Dataset:
     """MNIST-1D generated by the mnist1d package's own generator (defaults are the package's;
     the double-descent study of Greydanus uses num_samples=16000, train_split=0.25). Inputs are
@@ -471,7 +507,7 @@ def bayes_predict(x: torch.Tensor, means: torch.Tensor | np.ndarray) -> torch.Te
     return torch.cdist(x, means).argmin(dim=1)
 
 
-@register_source
+@register_source(cache=())
 def gaussians(*, dim: int = 2, classes: int = 3, train_size: int = 1000, test_size: int = 1000,
               separation: float = 3.0, seed: int = 0) -> Dataset:
     """K Gaussian classes with identity covariance around `gaussian_means(dim, classes,
@@ -494,7 +530,7 @@ def gaussians(*, dim: int = 2, classes: int = 3, train_size: int = 1000, test_si
     return _synthetic("gaussians", *splits, classes)
 
 
-@register_source
+@register_source(cache=())
 def moons(*, train_size: int = 1000, test_size: int = 1000, noise: float = 0.1, seed: int = 0) -> Dataset:
     """Two interleaving half circles (scikit-learn's make_moons geometry) with the angle drawn
     uniformly and Gaussian noise of std `noise`; balanced labels."""
@@ -512,7 +548,7 @@ def moons(*, train_size: int = 1000, test_size: int = 1000, noise: float = 0.1, 
     return _synthetic("moons", *splits, 2)
 
 
-@register_source
+@register_source(cache=())
 def spirals(*, classes: int = 2, train_size: int = 1000, test_size: int = 1000, noise: float = 0.05,
             turns: float = 1.0, seed: int = 0) -> Dataset:
     """`classes` interleaved Archimedean spiral arms: radius t ~ U(0, 1), angle

@@ -25,6 +25,8 @@ from pipeline.config_types import (Bool, DirPath, Float, Int, PathText, RunName,
 NOISE_KINDS = ("symmetric", "uniform", "uniform_incorrect", "asymmetric")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "inv_sqrt")
+SCHEDULE_INTERVALS = ("step", "epoch")
+PLANE_SCHEDULES = ("linear", "log")
 VARY = ("init", "order", "both")
 PLANE_FAMILIES = ("train", "test", "clean_class", "mislabeled")
 AGREEMENT_FAMILIES = ("test_distinct", "test")
@@ -81,6 +83,9 @@ class TrainConfig(Section):
     schedule: Annotated[str, choice(SCHEDULES)] = "constant"
     # inv_sqrt: lr / sqrt(1 + floor(t / schedule_step)) at gradient step t
     schedule_step: Annotated[Int, at_least(1)] = 512
+    # The unit t of the schedule: `step` (every gradient step) or `epoch` (constant within an epoch,
+    # as torch's schedulers stepped once per epoch: Li et al.'s cosine)
+    schedule_interval: Annotated[str, choice(SCHEDULE_INTERVALS)] = "step"
     precision: Annotated[str, choice(PRECISIONS)] = "auto"
     accelerator: Annotated[str, choice(ACCELERATORS)] = "auto"
     # one device per run: several GPUs are used by running several runs at once
@@ -90,7 +95,9 @@ class TrainConfig(Section):
     compile: Bool = False  # torch.compile the network
     # torch.compile mode; reduce-overhead captures CUDA graphs on a GPU
     compile_mode: Annotated[str, choice(COMPILE_MODES)] = "default"
-    checkpoint_every: Annotated[Int, at_least(1)] = 1
+    checkpoint_every: Annotated[Int, at_least(1)] | None = None  # also a checkpoint every n epochs (null: by time only)
+    # a checkpoint once this much wall time passed since the last (0: off), and at the end
+    checkpoint_minutes: Annotated[Float, at_least(0)] = 10.0
     eval_every: Annotated[Int, at_least(1)] = 1  # evaluate train/test sets (bookkeeping metrics) every n epochs
 
 
@@ -100,7 +107,11 @@ class ReproConfig(Section):
 
 
 class PlanesConfig(Section):
-    every_n_epochs: Annotated[Int, at_least(0)] = 1  # 0 turns decision-plane measurement off
+    every_n_epochs: Annotated[Int, at_least(0)] = 1  # 0 turns decision-plane measurement off (either schedule)
+    # linear: every every_n_epochs; log: about log_points epochs log-spaced in [1, epochs]
+    schedule: Annotated[str, choice(PLANE_SCHEDULES)] = "linear"
+    log_points: Annotated[Int, at_least(2)] = 50
+    at_init: Bool = False  # also evaluate and measure at epoch 0, before any training
     families: Annotated[list, choices(PLANE_FAMILIES)] = Field(default_factory=lambda: ["train", "test"])
     n_planes: Annotated[Int, at_least(1)] = 20
     resolution: Annotated[Int, at_least(2)] = 50

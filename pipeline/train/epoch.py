@@ -1,15 +1,17 @@
 """One epoch's record, on one path: evaluate → measure → row → run directory → W&B → checkpoint.
 
-`EpochEnd` is a run's only Lightning callback. At the end of every training epoch it calls, in
-this order and nowhere else:
+`EpochEnd` is a run's only Lightning callback. At the end of every training epoch (and, with
+`planes.at_init`, once before any training, as epoch 0) it calls, in this order and nowhere else:
   1. `evaluate` on evaluation epochs (`train.eval_every`, measurement epochs and the last epoch):
      train and test logits in eval mode, fp32, turned into the bookkeeping metrics by `bookkeeping`;
   2. the run's `Measurement` (decision planes, regions, agreement, margins, pictures) on its schedule;
   3. `EpochCommit.record`: the row to metrics.jsonl, then to W&B;
-  4. `EpochCommit.checkpoint` when one is due.
+  4. `EpochCommit.checkpoint` when one is due (by wall time, every n epochs, at the end, or when a
+     stop signal arrived: then the run stops after it, see pipeline.train.trainer).
 `EpochCommit` owns the rule "each epoch exactly once": every row a checkpoint covers is fsynced
 before the checkpoint is written, and `resume_point` picks the newest intact checkpoint and cuts
-metrics.jsonl back to its epoch, so the resumed run writes the epochs after it once more.
+metrics.jsonl back to its epoch (the epoch-0 row included), so the resumed run writes the epochs
+after it once more; a run that starts from scratch keeps no row.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from pipeline.measure.evaluate import as_logits_fn, batched_logits, split_metric
 from pipeline.measure.repro import pd_l1, test_disagreement
 from pipeline.store.rundir import RunDir, file_digest
 from pipeline.store.tracking import Tracker
+from pipeline.train.trainer import Interrupted, StopRequest
 
 
 class Diverged(Exception):
@@ -91,14 +94,21 @@ def bookkeeping(logits: dict[str, torch.Tensor], targets: Targets) -> dict:
 class EpochCommit:
     """The run directory's epochs: rows, checkpoints, their digests, and the resume point.
 
-    checkpoints/last.ckpt is written every `every` epochs and at the end, atomically; the one before
-    it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one. Each file's sha256
-    goes to checkpoints/digests.json before the file takes its name."""
+    checkpoints/last.ckpt is written atomically at the end of an epoch once `minutes` of wall time
+    (`clock`, seconds) passed since the last checkpoint or since the run began, every `every` epochs
+    when set, at the last epoch, and when a stop signal arrived (`stop`, read by EpochEnd). The one
+    before it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one. Each file's
+    sha256 goes to checkpoints/digests.json before the file takes its name."""
 
-    def __init__(self, run_dir: RunDir, tracker: Tracker, *, every: int):
+    def __init__(self, run_dir: RunDir, tracker: Tracker, *, every: int | None, minutes: float,
+                 stop: StopRequest | None = None, clock=time.monotonic):
         self.run_dir = run_dir
         self.tracker = tracker
         self.every = every
+        self.minutes = minutes
+        self.stop = stop or StopRequest()
+        self.clock = clock
+        self._since = clock()  # wall time of the last checkpoint (or of the start)
 
     def record(self, row: dict, images: dict) -> None:
         """The run directory first (it is the record), then W&B (fail-safe)."""
@@ -106,7 +116,11 @@ class EpochCommit:
         self.tracker.log({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"], images=images)
 
     def due(self, epoch: int, last: bool) -> bool:
-        return last or epoch % self.every == 0
+        """A checkpoint at the end of `epoch` (stop signals aside): at the last epoch, every `every`
+        epochs, and once `minutes` passed since the last checkpoint."""
+        if last or (self.every and epoch % self.every == 0):
+            return True
+        return self.minutes > 0 and self.clock() - self._since >= 60.0 * self.minutes
 
     def checkpoint(self, trainer: L.Trainer, epoch: int) -> None:
         directory = self.run_dir.checkpoints
@@ -127,6 +141,7 @@ class EpochCommit:
         if last.exists():
             os.replace(last, prev)
         os.replace(tmp, last)
+        self._since = self.clock()
 
     def resume_point(self) -> str | None:
         """The newest intact, loadable checkpoint, or None (start from scratch); metrics.jsonl is cut
@@ -167,11 +182,15 @@ class EpochEnd(L.Callback):
     train/loss_steps (mean mini-batch loss, augmented data, train mode), on evaluation epochs the
     `bookkeeping` metrics, model/params and model/width, the `Measurement`'s metrics on its
     schedule, and `time` (seconds since the process started training). Per-seed values as
-    name/seed<N>, the bare name the seed mean. Raises Diverged when any seed's loss is not finite.
+    name/seed<N>, the bare name the seed mean. With `at_init`, a row for epoch 0 (step 0, no
+    train/loss_steps) is evaluated and measured before the first step of a run that starts from
+    scratch (a resumed run has it already). Raises Diverged when any seed's loss is not finite, and
+    Interrupted after the checkpoint of the epoch during which a stop signal arrived.
     Keeps the measurement's triplets in its state, so a resumed run measures the same planes."""
 
     def __init__(self, commit: EpochCommit, measurement, *, targets: Targets, seeds: list[int],
-                 static: dict, eval_every: int, eval_batch_size: int, verbose: bool = True):
+                 static: dict, eval_every: int, eval_batch_size: int, at_init: bool = False,
+                 verbose: bool = True):
         self.commit = commit
         self.measurement = measurement  # None when planes, 1-D regions and margins are off
         self.targets = targets
@@ -179,6 +198,7 @@ class EpochEnd(L.Callback):
         self.static = dict(static)
         self.eval_every = eval_every
         self.eval_batch_size = eval_batch_size
+        self.at_init = at_init
         self.verbose = verbose
         self._start = time.perf_counter()
 
@@ -192,15 +212,32 @@ class EpochEnd(L.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["ddsweep"] = {"epochs_completed": trainer.current_epoch + 1}
 
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self.commit.stop.install()  # back from Lightning, which took SIGTERM when fit began
+        if self.at_init and trainer.current_epoch == 0:  # > 0: resumed from a checkpoint
+            self._record(trainer, pl_module, epoch=0, last=False, step_loss=None)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
         last = epoch == trainer.max_epochs
-        net, seeds = pl_module.net, self.seeds
         step_loss = pl_module.step_loss()
+        self._record(trainer, pl_module, epoch, last, step_loss)
+        bad = [s for s, v in zip(self.seeds, step_loss.tolist()) if not math.isfinite(v)]
+        if bad:
+            raise Diverged(epoch, bad)
+        stop = self.commit.stop.name  # read once: a signal arriving after this waits for the next epoch
+        if stop or self.commit.due(epoch, last):
+            self.commit.checkpoint(trainer, epoch)
+        if stop and not last:
+            raise Interrupted(stop, epoch)
+
+    def _record(self, trainer: L.Trainer, pl_module, epoch: int, last: bool, step_loss) -> None:
+        net, seeds = pl_module.net, self.seeds
         row: dict = {"epoch": epoch, "step": trainer.global_step}
-        row.update(name_per_seed("train/loss_steps", step_loss, seeds))
-        measuring = self.measurement is not None and self.measurement.due(epoch, last)
-        if last or epoch % self.eval_every == 0 or measuring:
+        if step_loss is not None:
+            row.update(name_per_seed("train/loss_steps", step_loss, seeds))
+        measuring = self.measurement is not None and (epoch == 0 or self.measurement.due(epoch, last))
+        if epoch == 0 or last or epoch % self.eval_every == 0 or measuring:
             logits = evaluate(net, trainer.datamodule.tensors, self.eval_batch_size)
             row.update(named(bookkeeping(logits, self.targets), seeds))
         images: dict = {}
@@ -213,11 +250,6 @@ class EpochEnd(L.Callback):
         self.commit.record(row, images)
         if self.verbose:
             print(_line(row, trainer.max_epochs), flush=True)
-        bad = [s for s, v in zip(seeds, step_loss.tolist()) if not math.isfinite(v)]
-        if bad:
-            raise Diverged(epoch, bad)
-        if self.commit.due(epoch, last):
-            self.commit.checkpoint(trainer, epoch)
 
 
 def _line(row: dict, max_epochs: int) -> str:

@@ -6,6 +6,7 @@ functions in pipeline.measure and every picture from pipeline.viz. `EpochEnd` ca
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 
@@ -21,8 +22,9 @@ from pipeline.viz.draw import draw_input_plane, draw_planes
 
 
 class Measurement:
-    """Every `planes.every_n_epochs` epochs (and at the last epoch) measures, through the pure
-    functions of pipeline.measure, in fp32:
+    """On its schedule (`planes.schedule`: `linear`, every `planes.every_n_epochs` epochs; `log`, the
+    epochs of `log_epochs(train.epochs, planes.log_points)`), at the last epoch, and at epoch 0 with
+    `planes.at_init`, measures through the pure functions of pipeline.measure, in fp32:
 
     regions/<family>/mean|median|std (per seed as .../seed<N>, bare = mean over seeds),
     regions2d/<family>/mean|median|std (the triangle variant, when `planes.triangles` is on),
@@ -45,6 +47,7 @@ class Measurement:
         self.labels = labels
         self.seeds = list(seeds)
         self.indices = draw_indices(cfg, dataset, labels, len(self.seeds))
+        self.log_epochs = set(log_epochs(cfg.train.epochs, self.p.log_points)) if self.p.schedule == "log" else None
         self.title = (f"{cfg.model.name} k={cfg.model.width}, {cfg.data.name}, "
                       f"{cfg.data.noise.kind} noise {cfg.data.noise.rate:g}")
 
@@ -58,7 +61,11 @@ class Measurement:
     # ---------------------------------------------------------------- schedule
     def due(self, epoch: int, last: bool) -> bool:
         every = self.p.every_n_epochs
-        return bool(every) and (last or epoch % every == 0)
+        if not every:
+            return False
+        if last:
+            return True
+        return epoch in self.log_epochs if self.log_epochs is not None else epoch % every == 0
 
     def draw_due(self, epoch: int, last: bool) -> bool:
         return bool(self.p.draw and self.p.every_n_epochs) and (last or epoch % self.p.draw_every_n_epochs == 0)
@@ -120,6 +127,14 @@ class Measurement:
                 title=f"{self.title}\ninput plane, epoch {epoch}", path=self.run_dir.planes / f"input_e{epoch:04d}.png",
                 device=device, max_points_per_call=self.p.max_points_per_call, quick=True)
         return images
+
+
+def log_epochs(epochs: int, points: int) -> list[int]:
+    """The epochs of the log schedule: round(epochs ** (i / (points - 1))) for i = 0 .. points - 1,
+    rounded half up, without repeats. It always holds epoch 1 and the last epoch; where rounding
+    merges neighbours (the first epochs of a long run, or points > epochs) it has fewer than
+    `points` epochs, e.g. log_epochs(100, 5) = [1, 3, 10, 32, 100]."""
+    return sorted({math.floor(epochs ** (i / (points - 1)) + 0.5) for i in range(points)})
 
 
 def draw_stream(seed: int, name: str) -> torch.Generator:

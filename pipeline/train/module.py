@@ -63,15 +63,19 @@ class DDModule(L.LightningModule):
             opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         else:
             opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        factor = lr_factor(hp, total_steps=hp.epochs * self.steps_per_epoch)
+        # `epoch`: Lightning steps the scheduler after each epoch, so the rate is constant within one
+        # and t counts epochs (torch's schedulers stepped per epoch, as Li et al.'s cosine)
+        per_epoch = hp.schedule_interval == "epoch"
+        factor = lr_factor(hp, total_steps=hp.epochs * (1 if per_epoch else self.steps_per_epoch))
         if factor is None:
             return opt
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": hp.schedule_interval}}
 
 
 def lr_factor(hp: TrainConfig, total_steps: int):
-    """Multiplier of the base learning rate at gradient step t, or None for a constant rate."""
+    """Multiplier of the base learning rate at t, or None for a constant rate; t (and total_steps,
+    schedule_step) count gradient steps, or epochs with `train.schedule_interval: epoch`."""
     if hp.schedule == "cosine":
         return lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / max(total_steps, 1)))
     if hp.schedule == "inv_sqrt":  # Nakkiran et al.: lr0 / sqrt(1 + floor(t / 512))

@@ -2,7 +2,8 @@
 summary. Every other file of pipeline/train is one step of `train_run`.
 
 Exit codes (the sweep engine reads them, and summary.json): 0 finished (or already finished),
-1 failed, 3 diverged. User errors raise UserError before any training starts.
+1 failed, 3 diverged, 75 interrupted (EX_TEMPFAIL: Ctrl-C, or a stop signal after the epoch's
+checkpoint; the same command resumes). User errors raise UserError before any training starts.
 """
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from pipeline.store.rundir import RunDir, default_run_name, final_metrics, prove
 from pipeline.train.device import DevicePlan
 from pipeline.train.network import build_network, seed_streams
 
-EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED = 0, 1, 3
+EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 75
 # Write failures that are the storage's (full, over quota, read-only, permissions): one line, no traceback.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 # Keys whose change does not change the science: a run directory may be resumed with other values.
 _RESUMABLE_KEYS = ("wandb", "output_dir", "run_name", "provenance")
+_RESUMABLE_TRAIN_KEYS = ("checkpoint_every", "checkpoint_minutes")  # when to checkpoint, not what is trained
 
 
 def prepare_data(cfg: Config):
@@ -51,7 +53,7 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
     from pipeline.train.epoch import EpochCommit, EpochEnd, Targets
     from pipeline.train.measurement import build_measurement
     from pipeline.train.module import DDModule
-    from pipeline.train.trainer import build_trainer
+    from pipeline.train.trainer import StopRequest, build_trainer
 
     # 1. The run directory: a finished run of this config is done; one of another config is refused.
     cfg_dict = cfg.to_dict()
@@ -84,18 +86,21 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
                       name=run_dir.path.name, config=cfg_dict)
     params = count_params(net) if cfg.train.fuse_seeds else count_params(net.nets[0])
     static = {"model/params": params, "model/width": cfg.model.width}
-    commit = EpochCommit(run_dir, tracker, every=cfg.train.checkpoint_every)
+    stop = StopRequest()
+    commit = EpochCommit(run_dir, tracker, every=cfg.train.checkpoint_every,
+                         minutes=cfg.train.checkpoint_minutes, stop=stop)
     epoch_end = EpochEnd(commit, build_measurement(cfg, run_dir, dataset, labels, seeds),
                          targets=Targets(labels.noisy, labels.clean, labels.changed, dataset.y_test),
                          seeds=seeds, static=static, eval_every=cfg.train.eval_every,
-                         eval_batch_size=cfg.train.eval_batch_size, verbose=verbose)
+                         eval_batch_size=cfg.train.eval_batch_size, at_init=cfg.planes.at_init,
+                         verbose=verbose)
     trainer = build_trainer(cfg.train, plan, [epoch_end], root_dir=str(run_dir.path))
     ckpt = commit.resume_point()
 
     # 4. Fit, then the summary: status, error and the final value of every metric with its epoch.
     run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=tracker.info(),
                           seeds=seeds, device=plan.describe(), **static)
-    status, error, code = _fit(trainer, module, datamodule, ckpt)
+    status, error, code = _fit(trainer, module, datamodule, ckpt, stop)
     final, epochs = final_metrics(run_dir.read_metrics())
     summary = dict(status=status, error=error, epochs_completed=final.get("epoch", 0),
                    metrics={k: v for k, v in final.items() if k not in ("epoch", "step")},
@@ -112,15 +117,17 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
     return code
 
 
-def _fit(trainer, module, datamodule, ckpt: str | None) -> tuple[str, str | None, int]:
+def _fit(trainer, module, datamodule, ckpt: str | None, stop) -> tuple[str, str | None, int]:
     """(status, error, exit code) of trainer.fit; every failure is recorded, none escapes."""
     from pipeline.train.epoch import Diverged
-    from pipeline.train.trainer import fit
+    from pipeline.train.trainer import Interrupted, fit
 
     try:
-        fit(trainer, module, datamodule, ckpt)
+        fit(trainer, module, datamodule, ckpt, stop)
+    except Interrupted as err:
+        return "interrupted", str(err), EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        return "interrupted", "interrupted by the user; run the same command to resume", EXIT_FAILED
+        return "interrupted", "interrupted; run the same command to resume", EXIT_INTERRUPTED
     except UserError as err:
         print(f"ddsweep: error: {err}", file=sys.stderr)
         return "failed", str(err), EXIT_FAILED
@@ -147,8 +154,16 @@ def _check_same_science(run_dir: RunDir, cfg_dict: dict) -> None:
         saved = from_dict({k: v for k, v in saved.items() if k != "provenance"}).to_dict()
     except ConfigError:
         pass  # compared as written: it differs, and the message below says where
-    strip = lambda d: {k: v for k, v in d.items() if k not in _RESUMABLE_KEYS}  # noqa: E731
-    if strip(saved) != strip(cfg_dict):
-        diff = sorted(k for k in set(strip(saved)) | set(strip(cfg_dict)) if saved.get(k) != cfg_dict.get(k))
+    saved, current = _science(saved), _science(cfg_dict)
+    if saved != current:
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise UserError(f"{run_dir.path} holds a run with a different config (sections {', '.join(diff)} differ); "
                         "set another run_name or output_dir")
+
+
+def _science(cfg_dict: dict) -> dict:
+    """The config without the keys a resumed run may change."""
+    out = {k: v for k, v in cfg_dict.items() if k not in _RESUMABLE_KEYS}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in _RESUMABLE_TRAIN_KEYS}
+    return out

@@ -124,7 +124,8 @@ def test_deterministic_on_cpu(tmp_path):
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     from pipeline.train.epoch import EpochCommit
 
-    _, full = _train(tmp_path, "full")
+    every_epoch = ["--train.checkpoint_every=1"]  # the default checkpoints by wall time: too rare here
+    _, full = _train(tmp_path, "full", every_epoch)
     original = EpochCommit.checkpoint
 
     def stop_after_two(self, trainer, epoch):
@@ -133,12 +134,12 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash after the epoch-2 checkpoint")
 
     monkeypatch.setattr(EpochCommit, "checkpoint", stop_after_two)
-    code, part = _train(tmp_path, "part")
+    code, part = _train(tmp_path, "part", every_epoch)
     summary = json.loads((part / "summary.json").read_text())
     assert code != 0 and summary["status"] == "failed" and "simulated crash" in summary["error"]
     assert len(rows_without_time(part)) == 2
     monkeypatch.setattr(EpochCommit, "checkpoint", original)
-    code, part = _train(tmp_path, "part")
+    code, part = _train(tmp_path, "part", every_epoch)
     assert code == 0
     assert rows_without_time(part) == rows_without_time(full)
     wa, wb = _weights(full), _weights(part)
