@@ -5,6 +5,7 @@ measurement callback drew them, so index i here is plane i of the run's pictures
 """
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -58,6 +59,36 @@ def load_run(run: Path, ckpt: Path):
     return cfg, dataset, labels, net, epochs
 
 
+# bytes per label-map pixel: int64 argmax labels, and their concatenation's copy
+LABEL_BYTES = 16
+
+
+def check_outputs(args, out: Path) -> None:
+    """Before any checkpoint is loaded: --out can be written, no file to write there is a
+    directory, and the label maps of each run (resolution² × planes × seeds) fit in memory."""
+    from pipeline.outputs import check_memory, check_not_directories, check_output_dir, memory_limit
+    from pipeline.rundir import RunDir
+
+    check_output_dir(out, "--out")
+    for path in args.runs:
+        run, _ = find_run(path)
+        saved = RunDir(run).saved_config() or {}
+        seeds = saved.get("seeds") if isinstance(saved.get("seeds"), list) else [0]
+        families = (saved.get("planes") or {}).get("families") if isinstance(saved.get("planes"), dict) else None
+        family = args.family or (families[0] if isinstance(families, list) and families else None)
+        maps = len(args.index) * max(1, len(seeds))
+        largest = math.isqrt(memory_limit()[0] // (maps * LABEL_BYTES))
+        check_memory(args.resolution ** 2 * maps * LABEL_BYTES,
+                     f"--resolution {args.resolution}: the label maps of {run} ({len(args.index)} plane(s) x "
+                     f"{max(1, len(seeds))} seed(s))", f"use --resolution {largest} or less, or fewer --index values")
+        if isinstance(family, str):
+            stems = [out / f"{run.name}_{family}_{i}" for i in args.index]
+            check_not_directories([f"{stem}_{end}" for stem in stems for end in ("final.png", "seeds_final.png",
+                                                                                "final.npz")], "--out")
+    if len(args.runs) > 1 and args.family:
+        check_not_directories([out / f"montage_{args.family}_{i}.png" for i in args.index], "--out")
+
+
 def main(argv: list[str]) -> int:
     parser = OneLineParser(
         prog="ddsweep plane",
@@ -75,6 +106,7 @@ def main(argv: list[str]) -> int:
     if args.margin < 0:
         raise UserError(f"--margin: must be >= 0, got {args.margin}")
     out = Path(args.out)
+    check_outputs(args, out)
     out.mkdir(parents=True, exist_ok=True)
 
     from pipeline.measure.evaluate import as_logits_fn

@@ -82,11 +82,13 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"RUNS_DIR: {runs_dir} is not a directory")
+    out = Path(out) if out is not None else runs_dir / "report"
+    _check_out(out, "--out" if out != runs_dir / "report" else "--out (default RUNS_DIR/report)", formats)
     sweep = load_sweep(runs_dir)
     if not sweep.runs:
         raise UserError(f"RUNS_DIR: no run directory (a directory with config.yaml) and no state.json "
                         f"under {runs_dir}")
-    out = Path(out) if out is not None else runs_dir / "report"
+    _mark_interrupted(sweep)
     out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(out)  # what a killed report left half-written
     layout = A.make_layout(sweep.runs, sweep.param_order)
@@ -101,6 +103,30 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
         from pipeline.report.wandb_summary import log_summary
         report.wandb = log_summary(sweep, layout, entries, out)
     return report
+
+
+def _check_out(out: Path, what: str, formats) -> None:
+    """Before any work: OUT can be written, and none of the files a report writes is a directory."""
+    from pipeline.outputs import check_not_directories, check_output_dir
+
+    check_output_dir(out, what)
+    if out.is_dir():
+        suffixes = {f".{fmt}" for fmt in formats} | {".html", ".csv"}
+        check_not_directories([p for p in out.iterdir() if p.suffix in suffixes], what)
+
+
+def _mark_interrupted(sweep: Sweep) -> None:
+    """A sweep point listed as running (its summary.json or its record says so) that no engine
+    runs any more (its engine was killed) is listed as interrupted."""
+    from pipeline.sweep.state import interrupted_points
+
+    running = [r for r in sweep.runs if r.status == "running"]
+    stale = interrupted_points(sweep.root) if running else {}
+    by_dir = {run_dir: why for run_dir, why in stale.values()}
+    for run in running:
+        why = by_dir.get(run.run_dir.resolve()) if run.run_dir is not None else stale.get(run.name, (None, None))[1]
+        if why:
+            run.status, run.error = "interrupted", why
 
 
 def draw_figures(layout: A.Layout, out: Path, formats: list[str], notes: list) -> list[FigureEntry]:

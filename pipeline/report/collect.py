@@ -215,7 +215,11 @@ def _state_points(root: Path) -> list[dict]:
         points = json.loads(path.read_text()).get("points") or []
     except (OSError, ValueError, AttributeError):
         return []
-    return [p for p in points if isinstance(p, dict)]
+    if not isinstance(points, list):
+        return []
+    # a damaged or hand-edited state.json: only points whose fields have their types are listed
+    return [p for p in points if isinstance(p, dict) and isinstance(p.get("run_dir") or "", str)
+            and isinstance(p.get("params") or {}, dict)]
 
 
 def _point_dir(root: Path, point: dict) -> Optional[Path]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -144,7 +145,8 @@ class Tracker:
             print(f"ddsweep: W&B run kept offline; upload it later with: {self.sync_command()}", file=sys.stderr)
 
     def sync_command(self) -> str:
-        return f"wandb sync {self.run_dir / 'wandb'}/offline-run-*"
+        # the directory quoted for a shell, the glob left for it to expand
+        return f"wandb sync {shlex.quote(str(self.run_dir / 'wandb'))}/offline-run-*"
 
     def info(self) -> dict:
         return {"mode": self.mode, "id": getattr(self.run, "id", None),

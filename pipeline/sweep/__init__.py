@@ -20,8 +20,11 @@ starts --agents N agents here and prints the `wandb agent ENTITY/PROJECT/ID` lin
 machines. Otherwise (or with --local) the local engine expands the same file and runs each point
 exactly as W&B's agent would, --workers N at a time, into DIR/runs/<point id>/.
 
-Running the same command again, or --resume DIR, continues an interrupted sweep: finished points are
-not rerun, interrupted ones resume from their last checkpoint.
+Running the same command again, or --resume DIR, continues an interrupted sweep: finished points (a
+summary.json that says finished in their run directory) are not rerun; interrupted ones, and those
+whose engine was killed, resume from their last checkpoint.
+
+The sweep file's command is executed as given, for every point: run only sweep files you trust.
 
 Extra --key=value arguments override the training config of every point (after the point's own
 values, so they win), e.g. --train.epochs=1 for a quick trial."""
@@ -115,10 +118,13 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
         raise UserError(f"--resume {args.resume} and --output {args.output}: give one sweep directory")
     if args.resume:
         sweep_dir = Path(args.resume)
+        check_sweep_dir_paths(sweep_dir, "--resume", write=not args.dry_run)
         if not (sweep_dir / SWEEP_FILE).is_file():
             raise UserError(f"--resume {sweep_dir}: not a sweep directory (no {SWEEP_FILE})")
     else:
         sweep_dir = Path(args.output) if args.output else local.default_sweep_dir(args.file)
+        check_sweep_dir_paths(sweep_dir, "--output" if args.output else "--output (default)",
+                              write=not args.dry_run)
     spec = load_spec(args.file or sweep_dir / SWEEP_FILE, overrides)
     shard = local.parse_shard(args.shard)
     if shard and args.slurm:
@@ -137,6 +143,18 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
     engine = local.LocalSweep(spec, sweep_dir, seed=args.seed, max_points=args.max_points, workers=args.workers,
                               shard=shard, retry_failed=args.retry_failed, resume=args.resume is not None)
     return engine.dry_run() if args.dry_run else engine.run()
+
+
+def check_sweep_dir_paths(sweep_dir: Path, what: str, write: bool) -> None:
+    """The sweep directory and the fixed names in it are what the engine will write (before the
+    sweep file is even read)."""
+    from pipeline.outputs import check_not_directories, check_output_dir
+    from pipeline.sweep import state as st
+
+    check_output_dir(sweep_dir, what, write)
+    for sub in ("runs", "logs", "args"):
+        check_output_dir(sweep_dir / sub, f"{what} {sweep_dir}:", write)
+    check_not_directories([sweep_dir / name for name in (st.STATE, st.SWEEP_FILE, st.SHARDS)], f"{what} {sweep_dir}")
 
 
 def _pairs(items: list[str]) -> dict:

@@ -9,17 +9,23 @@ never share a directory. With CUDA GPUs each worker slot owns one (CUDA_VISIBLE_
 point gets OMP_NUM_THREADS = CPUs // workers (or less, if the environment asks for less) and
 WANDB_MODE from the environment, else offline.
 
-Resume (`--resume DIR`, or the same command again): a point whose run directory's summary.json
-says finished is never run again; a point that was running or pending is run again with the same
-arguments, and `ddsweep train` resumes it from its last checkpoint; failed and diverged points are
-kept as they are unless `--retry-failed`. A sweep directory holding another sweep (a different
-sweep.yaml, or another --seed) is refused.
+Finished means one thing: the point's run directory has a summary.json whose status is finished.
+It is checked when a point ends (a command that exits 0 without one is a failed point, say a sweep
+file whose command ends in --help) and again at every resume (a point recorded finished whose run
+directory or summary.json has gone is run again).
+
+Resume (`--resume DIR`, or the same command again): a finished point is never run again; a point
+that was pending, interrupted, or "running" under an engine that died (see state.py) is run again
+with the same arguments, and `ddsweep train` resumes it from its last checkpoint; failed and
+diverged points are kept as they are unless `--retry-failed`. A sweep directory holding another
+sweep (a different sweep.yaml, or another --seed) is refused.
 
 Shards (`--shard I/N`, and `--slurm` jobs): shard I runs the points whose index is I-1 modulo N,
 so shards never claim the same point; each writes only `state.shard-I-of-N.json` (see state.py).
+Every shard of a directory has the same N: the first records it, another count is refused.
 
 Stopping: Ctrl-C or SIGTERM is passed on to the running points, which get STOP_GRACE_S to save and
-exit; their points stay pending for a resume. A SIGKILL of the engine leaves a valid state file,
+exit; their points are interrupted, for a resume. A SIGKILL of the engine leaves a valid state file,
 and on Linux its points are killed with it (PR_SET_PDEATHSIG), so a resume never runs a point
 twice at once.
 """
@@ -147,6 +153,8 @@ class LocalSweep:
         self.extra: list[dict] = []  # attempted points the current expansion no longer has
         self._stop: int | None = None
         self._running: dict[int, Job] = {}
+        self._owner = False  # holds this engine's locks: its own "running" records are stale
+        self.notes: list[str] = []  # what the resume found, printed when the sweep starts
 
     # ------------------------------------------------------------------------- preparation
 
@@ -154,6 +162,8 @@ class LocalSweep:
         """Check that the directory holds this sweep, expand and validate the points, and take
         each point's status from its record and its run directory."""
         check_sweep_dir(self.spec, self.dir)
+        if self.shard is not None:
+            st.claim_shards(self.dir, self.shard, record=self._owner)
         header, records = st.read_records(self.dir)
         header = header or {}
         self.seed = self._resolve_seed(header)
@@ -168,14 +178,18 @@ class LocalSweep:
             if self.validate:
                 validate_points(self.spec, self.points)
         ids = {p.id for p in self.points}
+        mine = {p.id for p in self.mine()}
+        self.notes, alive = [], {}
         for point in self.points:
             rec = records.get(point.id) or st.new_record(point, f"runs/{point.id}", f"logs/{point.id}.log")
             if rec.get("index") != point.index or rec.get("params") != point.params:
                 raise UserError(f"{self.dir / st.STATE}: point {point.id} has other values than "
                                 f"{self.spec.name} gives it; this directory holds another sweep")
             self.records[point.id] = rec
-            self._reconcile(rec)
+            self._reconcile(rec, owned=self._owner and point.id in mine, alive=alive)
         self.extra = [r for r in records.values() if r["id"] not in ids and r.get("attempts")]
+        name = self.spec.config.get("name")
+        self.group = name.strip() if isinstance(name, str) and name.strip() else self.dir.resolve().name
         self.workers = self.workers_arg or None
         self.gpus = detect_gpus()
         if self.workers is None:
@@ -209,20 +223,44 @@ class LocalSweep:
         caps = [c for c in (self.max_points, self.spec.config.get("run_cap")) if c is not None]
         return min(caps) if caps else None
 
-    def _reconcile(self, rec: dict) -> None:
-        """The status a point resumes with: its summary.json decides finished."""
-        summary = st.read_summary(self.dir / rec["run_dir"])
+    def _reconcile(self, rec: dict, owned: bool, alive: dict) -> None:
+        """The status a point resumes with. Its summary.json alone decides finished. A "running"
+        record whose engine died is interrupted (or failed, if its summary.json says so), unless
+        its own process still runs it here."""
+        run_dir = self.dir / rec["run_dir"]
+        summary = st.read_summary(run_dir)
         status = (summary or {}).get("status")
         if status == "finished":
             rec["status"] = "finished"
-        elif status in ("failed", "diverged") and rec["status"] == "running":
-            rec["status"], rec["error"] = status, summary.get("error")
-        elif rec["status"] == "finished" and summary is None:
-            pass  # a program that writes no summary.json: trust the record
-        elif rec["status"] not in ("failed", "diverged"):
+        elif rec["status"] == "finished":
+            found = "is gone" if summary is None else f"says {status!r}"
+            rec.update(status="pending", error=f"was recorded finished, but {run_dir / 'summary.json'} {found}")
+            self.notes.append(f"{rec['id']}: {rec['error']}; running it again")
+        elif rec["status"] == "running" and self._engine_dead(rec, owned, alive):
+            if st.point_process_alive(rec):
+                self.notes.append(f"{rec['id']}: its engine died but its process {rec['pid']} still runs it "
+                                  "on this host; not run again until it ends")
+            elif status in ("failed", "diverged"):
+                rec["status"], rec["error"] = status, summary.get("error")
+            else:
+                rec.update(status="interrupted", error=f"interrupted: its engine died (the point was pid "
+                                                       f"{rec.get('pid')} on {rec.get('host')}, started "
+                                                       f"{rec.get('started')})")
+        elif rec["status"] not in st.STATUSES:
             rec["status"] = "pending"
         if self.retry_failed and rec["status"] in ("failed", "diverged"):
             rec["status"] = "pending"
+
+    def _engine_dead(self, rec: dict, owned: bool, alive: dict) -> bool:
+        """Whether the engine that recorded `rec` running is dead: surely when this engine holds
+        the locks for the point (`owned`), else when that engine's lock is free (probed once per
+        engine, cached in `alive`)."""
+        if owned:
+            return True
+        label = st.record_shard(rec)
+        if label not in alive:
+            alive[label] = st.owner_alive(self.dir, label)
+        return not alive[label]
 
     def mine(self) -> list[Point]:
         if self.shard is None:
@@ -242,10 +280,12 @@ class LocalSweep:
         try:
             for lock, what in locks:
                 lock.acquire(what)
+            self._owner = True
             self.prepare()  # again, now that no other engine can change the records
             self._init_dir()
             return self._loop()
         finally:
+            self._owner = False
             for lock, _ in reversed(locks):
                 lock.release()
 
@@ -255,9 +295,11 @@ class LocalSweep:
         try:
             for lock, what in locks:
                 lock.acquire(what)
+            self._owner = True
             self.prepare()
             self._init_dir()
         finally:
+            self._owner = False
             for lock, _ in reversed(locks):
                 lock.release()
 
@@ -272,6 +314,8 @@ class LocalSweep:
         self._remove_temporaries()
         write_sweep_file(self.spec, self.dir)
         self.save()
+        if self.shard is None:  # state.json now holds every shard's records
+            st.forget_shards(self.dir)
 
     def _remove_temporaries(self) -> None:
         """Temporary files of atomic writes left by an engine killed mid-write (under our lock: a
@@ -296,10 +340,12 @@ class LocalSweep:
     def _loop(self) -> int:
         from tqdm import tqdm
 
-        queue = collections.deque(p for p in self.mine() if self.records[p.id]["status"] == "pending")
+        queue = collections.deque(p for p in self.mine() if self.records[p.id]["status"] in st.TODO)
         total = self._cap() if self.spec.method == "bayes" else len(self.mine())
         done = sum(self.records[p.id]["status"] in st.DONE for p in self.mine())
         self._header(len(queue))
+        for note in self.notes:
+            self._print(note)
         start = time.monotonic()
         self.bar = tqdm(total=total, initial=done, file=self.err, disable=None, unit="pt",
                         desc=self.dir.name, dynamic_ncols=True, leave=False)
@@ -362,7 +408,8 @@ class LocalSweep:
         argv = build_command(self.spec, point, [f"--output_dir={root / 'runs'}", f"--run_name={point.id}"],
                              json_file)
         rec.update(status="running", attempts=rec["attempts"] + 1, args=argv, started=st.now(), ended=None,
-                   returncode=None, error=None, seconds=None, host=socket.gethostname(), updated=time.time())
+                   returncode=None, error=None, seconds=None, host=socket.gethostname(),
+                   shard=st.shard_name(self.shard) or None, updated=time.time())
         log = self.dir / rec["log"]
         try:
             with open(log, "ab") as fh:
@@ -386,6 +433,9 @@ class LocalSweep:
         env = dict(os.environ)
         env["OMP_NUM_THREADS"] = str(self.threads)
         env.setdefault("WANDB_MODE", "offline")
+        # W&B's own variable: one group per sweep, under the sweep's wandb.group or the user's
+        # WANDB_RUN_GROUP when either is set (an explicit group wins over the variable)
+        env.setdefault("WANDB_RUN_GROUP", self.group)
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         if self.gpus:
@@ -396,14 +446,14 @@ class LocalSweep:
         rec = self.records[job.point.id]
         rc = job.proc.returncode
         summary = st.read_summary(self.dir / rec["run_dir"])
-        status, error = classify(rc, summary, self.dir / rec["log"])
+        status, error = classify(rc, summary, self.dir / rec["log"], self.dir / rec["run_dir"])
         seconds = round(time.monotonic() - job.started, 3)
         if interrupted and status != "finished":
-            status, error = "pending", "interrupted"
+            status, error = "interrupted", f"stopped by {signal.Signals(self._stop).name}"
         rec.update(status=status, returncode=rc, error=error, ended=st.now(), seconds=seconds, pid=None,
                    updated=time.time())
         self.save()
-        if status == "pending":
+        if status == "interrupted":
             return
         self.bar.update(1)
         line = f"{self._progress()} {job.point.id}: {status}"
@@ -476,7 +526,7 @@ class LocalSweep:
     def _postfix(self) -> str:
         c = self.counts()
         return (f"finished={c.get('finished', 0)} failed={c.get('failed', 0) + c.get('diverged', 0)} "
-                f"running={c.get('running', 0)} pending={c.get('pending', 0)}")
+                f"running={c.get('running', 0)} pending={c.get('pending', 0) + c.get('interrupted', 0)}")
 
     def _header(self, todo: int) -> None:
         where = f"shard {self.shard[0]}/{self.shard[1]} of " if self.shard else ""
@@ -500,7 +550,9 @@ class LocalSweep:
         bad = [self.dir / self.records[p.id]["log"] for p in mine
                if self.records[p.id]["status"] in ("failed", "diverged")]
         listed = ", ".join(map(str, bad[:3])) + (f" and {len(bad) - 3} more (see state.json)" if len(bad) > 3 else "")
-        not_run = f", {c['pending']} not run" if c.get("pending") else ""
+        todo = c.get("pending", 0) + c.get("interrupted", 0)
+        not_run = f", {todo} not run" if todo else ""
+        not_run += f", {c['running']} still running" if c.get("running") else ""
         self._print(f"sweep {self.dir}: {c.get('finished', 0)} finished, {c.get('failed', 0)} failed, "
                     f"{c.get('diverged', 0)} diverged{not_run} of {n} points{took}"
                     + (f"; logs: {listed}" if bad else ""))
@@ -523,6 +575,8 @@ class LocalSweep:
             self._print(f"bayes: up to {self._cap()} points, each chosen from the results so far; next:")
             points = points + [nxt]
             self.records.setdefault(nxt.id, st.new_record(nxt, f"runs/{nxt.id}", f"logs/{nxt.id}.log"))
+        for note in self.notes:
+            self._print(note)
         for p in points:
             json_file = root / "args" / f"{p.id}.json" if args_json(self.spec, p) is not None else None
             argv = build_command(self.spec, p, [f"--output_dir={root / 'runs'}", f"--run_name={p.id}"], json_file)
@@ -530,17 +584,19 @@ class LocalSweep:
         return 0
 
 
-def classify(rc: int | None, summary: dict | None, log: Path) -> tuple[str, str | None]:
-    """(status, error) of a point from its exit code and its summary.json."""
+def classify(rc: int | None, summary: dict | None, log: Path, run_dir: Path) -> tuple[str, str | None]:
+    """(status, error) of a point from its exit code and its run directory's summary.json: only a
+    summary.json that says finished makes a finished point, whatever the exit code."""
     status = (summary or {}).get("status")
     error = (summary or {}).get("error")
     error = str(error)[:2000] if error else None
     if rc == 0:
-        if status in (None, "finished"):
+        if status == "finished":
             return "finished", None
         if status in ("failed", "diverged"):
             return status, error
-        return "failed", f"exited 0 but its summary.json says {status!r}"
+        said = "" if summary is None else f" (it says {status!r})"
+        return "failed", f"exited 0 but wrote no finished summary.json in {run_dir}{said}"
     if rc == EXIT_DIVERGED or status == "diverged":
         return "diverged", error or "the loss became NaN or inf"
     if rc is not None and rc < 0:

@@ -6,10 +6,11 @@ ENTITY/PROJECT/ID`, and W&B's server hands out the points.
 Offline: this process writes the sweep directory (sweep.yaml, and state.json with every point) on
 the shared file system, then job K of N runs the local engine on it as shard K/N (`run_shard`):
 shard K takes the points whose index is K-1 modulo N, so no two jobs ever claim the same point, and
-writes only its own state file; inside a job, one worker per GPU of its node. `--wait` waits for
-the jobs and merges their state files into state.json with the final line; without it, `ddsweep
-sweep --resume DIR --dry-run` shows progress, and once the jobs are done `ddsweep sweep --resume DIR`
-(locally) or with `--slurm` (again on the cluster) runs whatever is left.
+writes only its own state file; inside a job, one worker per GPU of its node. Each submission first
+merges earlier jobs' state files into state.json (so, once those jobs have ended, it may use another
+--agents N). `--wait` waits for the jobs and merges their state files with the final line; without
+it, `ddsweep sweep --resume DIR --dry-run` shows progress, and once the jobs are done `ddsweep sweep
+--resume DIR` (locally) or with `--slurm` (again on the cluster) runs whatever is left.
 """
 from __future__ import annotations
 

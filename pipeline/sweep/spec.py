@@ -328,7 +328,7 @@ def propose(spec: SweepSpec, index: int, history: list[tuple[dict, str, dict]], 
     RunState, SweepRun = sweeps.RunState, sweeps.SweepRun
 
     states = {"finished": RunState.finished, "failed": RunState.failed, "diverged": RunState.failed,
-              "running": RunState.running, "pending": RunState.running}
+              "running": RunState.running, "pending": RunState.running, "interrupted": RunState.running}
     runs = [SweepRun(name=str(i), state=states.get(status, RunState.running),
                      config={k: {"value": v} for k, v in params.items()},
                      summary_metrics=metrics or {})

@@ -5,9 +5,12 @@ naming the key, file or argument at fault: never a traceback, never a hang. Acce
 far as training would before its first step (data, label noise, the network) through a stub of
 `pipeline.train.run.train_run`, so nothing trains.
 
-Sweep files are fuzzed in tests/pipeline/sweep/test_sweep_fuzz.py; the last test here adds what that
-one does not generate: YAML-structured junk (tags, anchors, nesting, flow mixes), non-mapping
-documents and undecodable bytes."""
+Sweep files are fuzzed in tests/pipeline/sweep/test_sweep_fuzz.py; a test here adds what that one
+does not generate: YAML-structured junk (tags, anchors, nesting, flow mixes), non-mapping documents
+and undecodable bytes. The last one gives `ddsweep sweep`, `report` and `plane` generated bad
+command lines (paths that are files, under files, missing or clashing; bad options; junk sweep
+files and state files) and asks the same of each: exit code 2, one line, no traceback, nothing
+run."""
 from __future__ import annotations
 
 import contextlib
@@ -258,3 +261,119 @@ def test_sweep_file_junk_is_rejected_in_one_line(tmp_path, fault_log, content):
         fault_log.outcome("sweep file rejected")
     else:
         fault_log.outcome("sweep file accepted")
+
+
+# ----------------------------------------------------------------------------- sweep, report, plane
+
+# A sweep file that is valid but would train nothing if a case ever slipped through (it must not)
+SAFE_SWEEP = {"method": "grid", "parameters": {"model.width": {"values": [1, 2]}},
+              "command": ["${env}", "${interpreter}", "-c", "pass", "${args}"]}
+STATE_JUNK = ["{", "[1, 2]", "null", '{"points": 5}', '{"points": [5, "x", null]}', '{"points": {"a": 1}}',
+              '{"points": [{"id": 3, "run_dir": 5}]}', '{"points": [{"id": "p", "params": 7}]}', "\udcff"]
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    """Fixed things the generated command lines point at ("<NAME>" in a token)."""
+    root = tmp_path_factory.mktemp("bad_commands")
+    a_file = root / "a_file"
+    a_file.write_text("not a directory")
+    (root / "empty").mkdir()
+    (root / "valid.yaml").write_text(yaml.safe_dump(SAFE_SWEEP))
+    for i, text in enumerate(STATE_JUNK):  # sweep directories whose state.json is damaged
+        (root / f"state{i}").mkdir()
+        (root / f"state{i}" / "state.json").write_text(text, errors="surrogateescape")
+    saved = root / "runs" / "r1"  # a run directory whose checkpoint is not one
+    (saved / "checkpoints").mkdir(parents=True)
+    (saved / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    (saved / "config.yaml").write_text(yaml.safe_dump({"seeds": [0, 1], "planes": {"families": ["train"]}}))
+    (root / "runs" / "r2").mkdir()
+    (root / "runs" / "r2" / "config.yaml").write_text("seeds: [0]\n")  # and one with no checkpoint
+    clash = root / "clash"  # outputs that are directories where a report or a plane writes files
+    for name in ("index.html", "runs.csv", "errors.png", "r1_train_0_final.npz", "r1_train_0_final.png"):
+        (clash / name).mkdir(parents=True)
+    names = {"FILE": a_file, "EMPTY": root / "empty", "NOWHERE": root / "nowhere", "VALID": root / "valid.yaml",
+             "SAVED": saved, "NOCKPT": root / "runs" / "r2", "CLASH": clash, "ROOT": root}
+    names.update({f"STATE{i}": root / f"state{i}" for i in range(len(STATE_JUNK))})
+    return names
+
+
+def expand_tokens(tokens: list[str], names: dict) -> list[str]:
+    out = []
+    for token in tokens:
+        for name, path in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            token = token.replace(f"<{name}>", str(path))
+        out.append(token)
+    return out
+
+
+def choice(*groups):
+    return hs.sampled_from([list(g) for g in groups])
+
+
+# each fault alone makes the command line wrong; noise is anything else, right or wrong
+sweep_fault = choice(
+    ["--output", "<FILE>"], ["--output", "<FILE>/sub/dir"], ["--output", "<CLASH>/index.html/x"],
+    ["--resume", "<NOWHERE>"], ["--resume", "<FILE>"], ["--resume", "<EMPTY>"], ["--resume", "<STATE0>"],
+    ["--resume", "<FILE>", "--output", "<EMPTY>"], ["--workers", "0"], ["--workers", "x"], ["--max-points", "-1"],
+    ["--seed", "x"], ["--seed", "-2"], ["--agents", "0"], ["--shard", "0/2"], ["--shard", "3/2"], ["--shard", "a"],
+    ["--shard", "1/0"], ["--shard", "1/2/3"], ["--shard", ""], ["--shard", "-1/2"], ["--slurm", "--shard", "1/2"],
+    ["--slurm", "--slurm-param", "account"], ["--slurm", "--slurm-param", "=x"], ["--bogus"], ["--train.epochs", "1"],
+    ["-x"], ["--gpus-per-job", "-1"], ["--timeout-min", "0"], ["--mem-gb", "x"], ["--output"])
+sweep_file = hs.one_of(
+    choice(["<VALID>"], ["<VALID>"], ["<NOWHERE>"], ["<EMPTY>"], ["<FILE>"], ["<SAVED>"], []),
+    hs.lists(hs.sampled_from(SWEEP_LINES), min_size=1, max_size=6).map(lambda lines: ["JUNK:" + "\n".join(lines)]))
+sweep_noise = choice(["--local"], ["--workers", "1"], ["--max-points", "2"], ["--dry-run"], ["--retry-failed"],
+                     ["--train.epochs=1"], ["--seed", "3"], ["--agents", "2"], ["--model.width=4"], ["--wait"])
+report_runs = choice(["<NOWHERE>"], ["<FILE>"], ["<EMPTY>"], *[[f"<STATE{i}>"] for i in range(len(STATE_JUNK))])
+report_opts = choice(["--out", "<FILE>"], ["--out", "<FILE>/x"], ["--out", "<CLASH>"], ["--format", "bmp"],
+                     ["--format", ""], ["--format", ",,"], ["--format", "png"], ["--wandb"], ["--bogus"], ["--out"],
+                     ["--out", "<ROOT>/report_out"], ["--format=svg,pdf"], ["-h=1"])
+plane_runs = choice(["<NOWHERE>"], ["<FILE>"], ["<EMPTY>"], ["<SAVED>"], ["<NOCKPT>"], ["<SAVED>/checkpoints/last.ckpt"],
+                    ["<SAVED>", "<NOCKPT>"], ["<SAVED>", "<SAVED>"], ["<VALID>"])
+plane_opts = choice(["--out", "<FILE>"], ["--out", "<FILE>/x"], ["--out", "<CLASH>"], ["--resolution", "1"],
+                    ["--resolution", "0"], ["--resolution", "-3"], ["--resolution", "x"], ["--resolution", "100000"],
+                    ["--resolution", "40"], ["--margin", "-1"], ["--margin", "x"], ["--margin", "nan"],
+                    ["--index", "x"], ["--index", "-1"], ["--index", "0", "999"], ["--family", "nope"],
+                    ["--family", "train"], ["--bogus"], ["--index"])
+
+
+def command_line(kind: str, draw) -> list[str]:
+    if kind == "sweep":
+        groups = [draw(sweep_file), draw(sweep_fault)] + draw(hs.lists(sweep_noise, max_size=3))
+    elif kind == "report":
+        groups = [draw(report_runs)] + draw(hs.lists(report_opts, max_size=3))
+    else:
+        groups = [draw(plane_runs)] + draw(hs.lists(plane_opts, max_size=3))
+    argv = [kind] + [token for group in draw(hs.permutations(groups)) for token in group]
+    if kind != "sweep" and "--out" not in argv:
+        argv += ["--out", "<ROOT>/out"]  # never the default, relative to the working directory
+    return argv
+
+
+@settings(max_examples=240, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind=hs.sampled_from(["sweep", "report", "plane"]), data=hs.data())
+def test_bad_sweep_report_plane_command_lines_end_in_one_line(places, tmp_path, monkeypatch, fault_log, kind, data):
+    monkeypatch.chdir(places["ROOT"])  # any default output path stays in the scratch directory
+    argv = command_line(kind, data.draw)
+    junk = [t for t in argv if t.startswith("JUNK:")]
+    if junk:  # a generated sweep file
+        path = tmp_path / f"junk{next(counter)}.yaml"
+        path.write_text(junk[0][5:])
+        argv = [str(path) if t == junk[0] else t for t in argv]
+    argv = expand_tokens(argv, places)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+    fault_log.case()
+    text = err.getvalue()
+    assert "Traceback" not in text, (argv, text)
+    assert code == 2, (argv, code, text)
+    lines = text.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ddsweep"), (argv, text)
+    assert not (places["ROOT"] / "out").exists() or not any((places["ROOT"] / "out").iterdir()), argv
+    fault_log.outcome(f"{kind} command line rejected")

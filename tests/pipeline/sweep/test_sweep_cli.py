@@ -16,6 +16,7 @@ def test_help(capsys):
     for flag in ("--local", "--agents", "--workers", "--max-points", "--output", "--resume", "--slurm",
                  "--partition", "--gpus-per-job", "--timeout-min", "--dry-run", "--seed", "--shard"):
         assert flag in text
+    assert "The sweep file's command is executed as given, for every point: run only sweep files you trust." in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,8 +2,11 @@
 once and the same final metrics as an uninterrupted sweep; the state file stays valid JSON."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +17,7 @@ import pytest
 from sweep_helpers import GRID, final_metrics, read_state
 
 from pipeline.sweep import main
+from pipeline.sweep import state as st
 
 REPO = Path(__file__).resolve().parents[3]
 # The engine in its own process, as `ddsweep sweep` runs it; the training-config check is stubbed
@@ -71,6 +75,16 @@ def kill_and_resume(tmp_path, write_sweep, monkeypatch, kill_whens, interrupts_a
                 while alive(rec["pid"]) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 assert not alive(rec["pid"])
+        # with the engine gone, nothing is listed as running: its points are interrupted. (A point
+        # killed between fork and exec held the engine's lock until it died: wait for the lock.)
+        deadline = time.monotonic() + 10
+        while not st.lock_free(out / ".lock", shared=True) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listed = listing(out)
+        assert set(listed.values()) <= {"pending", "interrupted", "finished"}
+        for rec in state["points"]:  # (or finished, if its run ended just before the kill)
+            assert listed[rec["id"]] in (("interrupted", "finished") if rec["status"] == "running" else
+                                         (rec["status"],) if rec["status"] != "interrupted" else ("interrupted",))
 
     engine = start_engine(["--resume", str(out)], env)
     assert engine.wait(timeout=120) == 0
@@ -88,6 +102,14 @@ def kill_and_resume(tmp_path, write_sweep, monkeypatch, kill_whens, interrupts_a
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == sorted(ids)  # no stray or duplicated run directories
     assert not list(out.rglob("*.tmp*"))
+
+
+def listing(out: Path) -> dict:
+    """{point id: status} as `ddsweep sweep --resume DIR --dry-run` lists them."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["--resume", str(out), "--dry-run"]) == 0
+    return dict(re.findall(r"^(\S+) \[(\w+)\]: ", text.getvalue(), re.M))
 
 
 def finishes(log_events) -> int:
@@ -127,7 +149,7 @@ def test_sigterm_stops_running_points_and_they_resume(tmp_path, write_sweep):
     assert engine.wait(timeout=60) == 128 + signal.SIGTERM
     state = read_state(out)
     assert "running" not in {p["status"] for p in state["points"]}
-    assert [p["error"] for p in state["points"] if p["attempts"] and p["status"] == "pending"] == ["interrupted"] * 2
+    assert [p["error"] for p in state["points"] if p["status"] == "interrupted"] == ["stopped by SIGTERM"] * 2
     env["FAKE_SLEEP"] = "0"
     assert start_engine(["--resume", str(out)], env).wait(timeout=120) == 0
     assert sorted(e[1] for e in events(log) if e[0] == "finish") == sorted(p["id"] for p in state["points"])

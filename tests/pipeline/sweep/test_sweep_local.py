@@ -81,14 +81,19 @@ def test_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path, write_sweep, m
     assert sorted(attempts.values()) == [1, 1, 2, 2, 2, 2]
 
 
-def test_classify():
-    assert classify(0, {"status": "finished"}, None) == ("finished", None)
-    assert classify(0, None, None) == ("finished", None)
-    assert classify(3, None, None)[0] == "diverged"
-    assert classify(-9, {"status": "running"}, None) == (
+def test_classify(tmp_path):
+    run_dir = tmp_path / "runs" / "p000"
+    assert classify(0, {"status": "finished"}, None, run_dir) == ("finished", None)
+    # exit code 0 alone is not finished: the summary.json must say so
+    assert classify(0, None, None, run_dir) == (
+        "failed", f"exited 0 but wrote no finished summary.json in {run_dir}")
+    assert classify(0, {"status": "running"}, None, run_dir) == (
+        "failed", f"exited 0 but wrote no finished summary.json in {run_dir} (it says 'running')")
+    assert classify(3, None, None, run_dir)[0] == "diverged"
+    assert classify(-9, {"status": "running"}, None, run_dir) == (
         "failed", "killed by SIGKILL (out of memory, or killed from outside?)")
-    assert classify(1, {"status": "failed", "error": "CUDA out of memory"}, None) == ("failed", "CUDA out of memory")
-    assert classify(0, {"status": "running"}, None)[0] == "failed"
+    assert classify(1, {"status": "failed", "error": "CUDA out of memory"}, None, run_dir) == (
+        "failed", "CUDA out of memory")
 
 
 def test_program_that_cannot_start_is_a_failed_point(tmp_path, write_sweep):

@@ -23,7 +23,8 @@ def test_local_executor_runs_disjoint_shards_to_completion(tmp_path, write_sweep
     assert {p["status"] for p in read_state(out)["points"]} == {"finished"}
     events = log.read_text().splitlines()
     assert len(events) == 12 and len(set(events)) == 12  # each point started and finished once
-    assert (out / "state.shard-1-of-2.json").is_file() and (out / "state.shard-2-of-2.json").is_file()
+    # the shards' files were merged into state.json, and their count forgotten
+    assert not list(out.glob("state.shard-*")) and not (out / "shards.json").exists()
     assert list((out / "slurm").iterdir())  # submitit's job files
 
 
