@@ -66,8 +66,8 @@ LABEL_BYTES = 16
 def check_outputs(args, out: Path) -> None:
     """Before any checkpoint is loaded: --out can be written, no file to write there is a
     directory, and the label maps of each run (resolution² × planes × seeds) fit in memory."""
-    from pipeline.outputs import check_memory, check_not_directories, check_output_dir, memory_limit
-    from pipeline.rundir import RunDir
+    from pipeline.store.outputs import check_memory, check_not_directories, check_output_dir, memory_limit
+    from pipeline.store.rundir import RunDir
 
     check_output_dir(out, "--out")
     for path in args.runs:

@@ -107,7 +107,7 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
 
 def _check_out(out: Path, what: str, formats) -> None:
     """Before any work: OUT can be written, and none of the files a report writes is a directory."""
-    from pipeline.outputs import check_not_directories, check_output_dir
+    from pipeline.store.outputs import check_not_directories, check_output_dir
 
     check_output_dir(out, what)
     if out.is_dir():

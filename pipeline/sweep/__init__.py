@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
 def check_sweep_dir_paths(sweep_dir: Path, what: str, write: bool) -> None:
     """The sweep directory and the fixed names in it are what the engine will write (before the
     sweep file is even read)."""
-    from pipeline.outputs import check_not_directories, check_output_dir
+    from pipeline.store.outputs import check_not_directories, check_output_dir
     from pipeline.sweep import state as st
 
     check_output_dir(sweep_dir, what, write)

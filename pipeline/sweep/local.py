@@ -55,6 +55,7 @@ from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, exp
 POLL_S = 0.2
 STOP_GRACE_S = 30.0
 EXIT_DIVERGED = 3  # `ddsweep train`'s exit code for a NaN/inf loss
+EXIT_INTERRUPTED = 75  # `ddsweep train` stopped by a signal after a checkpoint (EX_TEMPFAIL): resumable
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -599,6 +600,8 @@ def classify(rc: int | None, summary: dict | None, log: Path, run_dir: Path) -> 
         return "failed", f"exited 0 but wrote no finished summary.json in {run_dir}{said}"
     if rc == EXIT_DIVERGED or status == "diverged":
         return "diverged", error or "the loss became NaN or inf"
+    if rc == EXIT_INTERRUPTED or status == "interrupted":  # runs again on resume, from its checkpoint
+        return "interrupted", error or "interrupted"
     if rc is not None and rc < 0:
         name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
         hint = " (out of memory, or killed from outside?)" if -rc == signal.SIGKILL else ""

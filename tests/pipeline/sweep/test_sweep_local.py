@@ -90,6 +90,9 @@ def test_classify(tmp_path):
     assert classify(0, {"status": "running"}, None, run_dir) == (
         "failed", f"exited 0 but wrote no finished summary.json in {run_dir} (it says 'running')")
     assert classify(3, None, None, run_dir)[0] == "diverged"
+    # stopped by SIGTERM/SIGUSR1 after a checkpoint (exit 75): runs again on resume, not a failure
+    assert classify(75, {"status": "interrupted", "error": "stopped by SIGUSR1 after epoch 2"}, None, run_dir) == (
+        "interrupted", "stopped by SIGUSR1 after epoch 2")
     assert classify(-9, {"status": "running"}, None, run_dir) == (
         "failed", "killed by SIGKILL (out of memory, or killed from outside?)")
     assert classify(1, {"status": "failed", "error": "CUDA out of memory"}, None, run_dir) == (
