@@ -4,7 +4,7 @@ STAMP := .venv/.ddsweep-installed
 export OMP_NUM_THREADS ?= 2
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test-slow: setup
 
 bench: setup
 	$(PY) bench/bench_sweep.py
+
+# Acceptance of the GPU path on one CUDA GPU (H100/H200), at most 8 minutes: gpu-marked tests, the ResNet18-k
+# bench, the measurement bench and a 2-epoch smoke run of each CIFAR preset; last line one JSON object.
+gpu-check: setup
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf runs reports

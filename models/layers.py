@@ -89,6 +89,24 @@ class PConv2d(_PConvNd):
     _conv, _dims = staticmethod(F.conv2d), 2
 
 
+def channels_last_(net: nn.Module) -> int:
+    """Put every fused 2-D convolution of `net` in channels-last layout, in place; returns how many.
+
+    What a convolution kernel sees is `PConv2d`'s per-call view of its weight, [S*Cout, Cin, k, k].
+    Storing the 5-D parameter [S, Cout, Cin, k, k] with Cin innermost (memory order S, Cout, k, k,
+    Cin) makes that view a free reshape with channels-last strides: cuDNN and oneDNN then pick
+    NHWC kernels (a convolution follows its input's or its weight's memory format) and return
+    channels-last activations, which batch norm, activations, pooling and residual sums keep.
+    Shapes, values and state-dict keys are unchanged (only strides differ), so checkpoints load
+    into either layout; gradients and optimizer state take the parameter's strides. Call it
+    before the optimizer is built."""
+    convs = [m for m in net.modules() if isinstance(m, PConv2d)]
+    for conv in convs:
+        w = conv.weight.detach()
+        conv.weight.data = w.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # [S, Cout, Cin, k, k]
+    return len(convs)
+
+
 class PConv1d(_PConvNd):
     """weight [S, Cout, Cin, k], bias [S, Cout]; [B, S*Cin, L] -> [B, S*Cout, L']."""
 

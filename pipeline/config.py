@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from ddsweep.errors import ConfigError
-from pipeline.config_types import (Bool, DirPath, Float, Int, PathText, RunName, Section, Seed, Seeds, Str,
+from pipeline.config_types import (AutoBool, Bool, DirPath, Float, Int, PathText, RunName, Section, Seed, Seeds, Str,
                                    StrList, above, at_least, choice, choices, config_error, in_range, key_name,
                                    keyed, only, printable, shown)
 
@@ -31,6 +31,7 @@ VARY = ("init", "order", "both")
 PLANE_FAMILIES = ("train", "test", "clean_class", "mislabeled")
 AGREEMENT_FAMILIES = ("test_distinct", "test")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+MEASURE_PRECISIONS = ("32", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -95,6 +96,8 @@ class TrainConfig(Section):
     compile: Bool = False  # torch.compile the network
     # torch.compile mode; reduce-overhead captures CUDA graphs on a GPU
     compile_mode: Annotated[str, choice(COMPILE_MODES)] = "default"
+    channels_last: AutoBool = "auto"  # 2-D convolutions channels-last (auto: on a GPU, for images)
+    deterministic: AutoBool = "auto"  # deterministic algorithms (auto: everywhere but a GPU)
     checkpoint_every: Annotated[Int, at_least(1)] | None = None  # also a checkpoint every n epochs (null: by time only)
     # a checkpoint once this much wall time passed since the last (0: off), and at the end
     checkpoint_minutes: Annotated[Float, at_least(0)] = 10.0
@@ -127,6 +130,8 @@ class PlanesConfig(Section):
     draw_margin: Annotated[Float, at_least(0)] = 0.5
     draw_every_n_epochs: Annotated[Int, at_least(1)] = 10  # pictures are drawn on these epochs and at the last one
     max_points_per_call: Annotated[Int, at_least(1)] = 16384  # grid points per forward pass (bounds memory)
+    # 32: measurement's forward passes in fp32 whatever train.precision; bf16: bf16 autocast
+    precision: Annotated[str, choice(MEASURE_PRECISIONS)] = "32"
 
 
 class Regions1dConfig(Section):

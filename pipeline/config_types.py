@@ -99,6 +99,12 @@ def _bool(value: Any) -> bool:
     raise problem(f"must be true or false, got {shown(value)}")
 
 
+def _auto_bool(value: Any) -> bool | str:
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise problem(f"{shown(value)} is not allowed; choose one of auto, true, false")
+
+
 def _str(value: Any) -> str:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
@@ -161,6 +167,7 @@ def _run_name(value: Any) -> str:
 Int = Annotated[int, PlainValidator(_int)]
 Float = Annotated[float, PlainValidator(_float)]
 Bool = Annotated[bool, PlainValidator(_bool)]
+AutoBool = Annotated[Any, PlainValidator(_auto_bool)]  # "auto" (decided by the device plan), true or false
 Str = Annotated[str, PlainValidator(_str)]
 Seed = Annotated[int, PlainValidator(_seed)]
 Seeds = Annotated[list, PlainValidator(_seeds)]

@@ -51,6 +51,7 @@ from pipeline.store.rundir import atomic_write_text, remove_temporaries
 from pipeline.sweep import state as st
 from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)
+from pipeline.train.device import detect_gpus, gpu_for_slot
 
 POLL_S = 0.2
 STOP_GRACE_S = 30.0
@@ -94,23 +95,6 @@ def write_sweep_file(spec: SweepSpec, sweep_dir: Path) -> None:
     path = sweep_dir / st.SWEEP_FILE
     if not path.exists():
         atomic_write_text(path, yaml.safe_dump(spec.effective(), sort_keys=False))
-
-
-def detect_gpus() -> list[str]:
-    """CUDA device ids this process may use (honouring CUDA_VISIBLE_DEVICES); [] without CUDA."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return []
-    try:
-        import torch
-
-        count = torch.cuda.device_count()
-    except Exception:  # no torch, or a broken driver: run on CPU
-        count = 0
-    if count == 0:
-        return []
-    ids = [d.strip() for d in visible.split(",") if d.strip()] if visible else [str(i) for i in range(count)]
-    return ids[:count]
 
 
 def cpu_count() -> int:
@@ -440,7 +424,7 @@ class LocalSweep:
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            env["CUDA_VISIBLE_DEVICES"] = gpu_for_slot(self.gpus, slot)
         return env
 
     def _finish(self, job: Job, interrupted: bool = False) -> None:

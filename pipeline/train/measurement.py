@@ -18,13 +18,15 @@ from pipeline.measure.planes import PlaneGrid, predict_planes
 from pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
 from pipeline.measure.repro import plane_agreement
 from pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
+from pipeline.train.device import measure_amp_dtype
 from pipeline.viz.draw import draw_input_plane, draw_planes
 
 
 class Measurement:
     """On its schedule (`planes.schedule`: `linear`, every `planes.every_n_epochs` epochs; `log`, the
     epochs of `log_epochs(train.epochs, planes.log_points)`), at the last epoch, and at epoch 0 with
-    `planes.at_init`, measures through the pure functions of pipeline.measure, in fp32:
+    `planes.at_init`, measures through the pure functions of pipeline.measure, in fp32 whatever the training
+    precision (bf16 autocast only when `planes.precision=bf16`):
 
     regions/<family>/mean|median|std (per seed as .../seed<N>, bare = mean over seeds),
     regions2d/<family>/mean|median|std (the triangle variant, when `planes.triangles` is on),
@@ -77,7 +79,7 @@ class Measurement:
     def measure(self, net, device) -> dict:
         """This epoch's measurement metrics: name → per-seed tensor [S] or number."""
         fn = as_logits_fn(net)
-        kw = dict(max_points_per_call=self.p.max_points_per_call)
+        kw = dict(max_points_per_call=self.p.max_points_per_call, amp_dtype=measure_amp_dtype(self.p.precision))
         out: dict = {}
         for fam in self.p.families:
             anchors = self._inputs(self.indices[f"planes/{fam}"], fam == "test", device)  # [T, 3, *shape]

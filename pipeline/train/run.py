@@ -66,7 +66,7 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
 
     # 2. Data, device and network: everything here may still reject the config, so nothing is written yet.
     dataset, labels, augment = prepare_data(cfg)
-    plan = DevicePlan.for_config(cfg.train, image_inputs=len(dataset.in_shape) == 3)
+    plan = DevicePlan.for_config(cfg.train, in_shape=dataset.in_shape)
     init_seeds, order_seeds = seed_streams(cfg.seeds, cfg.repro.vary)
     net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
                         init_seeds=init_seeds, fuse=cfg.train.fuse_seeds)

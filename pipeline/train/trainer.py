@@ -1,5 +1,5 @@
 """The Lightning Trainer of one run: one device, no Lightning logging or checkpointing (the run's
-epoch record does both), deterministic on a CPU; and the signals that ask a run to stop.
+epoch record does both), its device choices the run's DevicePlan's; and the signals that ask a run to stop.
 
 Stopping. Ctrl-C (SIGINT) stops at once; the epochs after the last checkpoint are redone on resume.
 SIGTERM, SIGUSR1 and SIGUSR2 (what a SLURM job gets before preemption or its time limit: SIGTERM
@@ -34,7 +34,7 @@ def build_trainer(train, plan: DevicePlan, callbacks: list, root_dir: str) -> L.
         max_epochs=train.epochs, accelerator=plan.accelerator, devices=1, precision=plan.precision,
         callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        deterministic=plan.accelerator == "cpu", default_root_dir=root_dir,
+        deterministic=plan.deterministic, default_root_dir=root_dir,
     )
 
 
