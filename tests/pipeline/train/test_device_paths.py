@@ -13,6 +13,7 @@ from pipeline.cli import main
 # Per family: extra overrides that keep it tiny (1 epoch, width 1-2, 48 images).
 FAMILIES = {
     "resnet18k": [],
+    "resnet18k_basic": [],
     "cnn5k": [],
     "vggk": [],
     "vitk": ["--model.depth=1"],
