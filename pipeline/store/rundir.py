@@ -164,9 +164,13 @@ class RunDir:
         except OSError as err:
             holder = os.pread(fd, 200, 0).decode(errors="replace").split()
             os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without locks
+                print(f"ddsweep: warning: {self.lock_path}: cannot lock ({err.strerror}); make sure no other "
+                      "process trains this run", file=sys.stderr)
+                return
             if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 raise UserError(f"cannot lock {self.lock_path}: {err.strerror}") from None
-            who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "another process"
+            who = "another process" if not holder else f"pid {holder[0]}" + (f" on {holder[1]}" if holder[1:] else "")
             raise UserError(f"{self.path} is in use by {who} (another ddsweep train of this run); "
                             "wait for it to end, or set another run_name or output_dir") from None
         os.ftruncate(fd, 0)
