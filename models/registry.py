@@ -77,6 +77,26 @@ def create_model(name: str, *, width: int, in_shape: tuple[int, ...], num_classe
                  generators: list[torch.Generator] | None = None, **options) -> nn.Module:
     """Build family `name` at `width` with `copies` independent copies, initialized from
     `generators` (copy s from generators[s]; default: generators seeded 0..copies-1)."""
+    model = _construct(name, width=width, in_shape=in_shape, num_classes=num_classes, activation=activation,
+                       copies=copies, **options)
+    if generators is None:
+        generators = [torch.Generator().manual_seed(i) for i in range(copies)]
+    init_parameters(model, generators)
+    return model
+
+
+def model_skeleton(name: str, *, width: int, in_shape: tuple[int, ...], num_classes: int,
+                   activation: str = "relu", copies: int = 1, **options) -> nn.Module:
+    """Family `name` as `create_model` builds it, on the meta device and uninitialized: every
+    parameter's shape and a forward pass that computes output shapes only, without allocating
+    (sizes are checked with it before a run allocates anything)."""
+    with torch.device("meta"):
+        return _construct(name, width=width, in_shape=in_shape, num_classes=num_classes, activation=activation,
+                          copies=copies, **options)
+
+
+def _construct(name: str, *, width, in_shape, num_classes, activation, copies, **options) -> nn.Module:
+    """The validated, uninitialized module of family `name`."""
     fn = _lookup(name)
     width = _integer("width", width, 1)
     copies = _integer("copies", copies, 1)
@@ -87,9 +107,5 @@ def create_model(name: str, *, width: int, in_shape: tuple[int, ...], num_classe
     defaults = model_options(name)
     kwargs = {**defaults, **{k: _option(name, k, v, defaults) for k, v in options.items()}}
     check_activation(activation, kwargs.get("smelu_beta", 1.0))
-    model = fn(width=width, in_shape=in_shape, num_classes=num_classes, activation=activation,
-               copies=copies, **kwargs)
-    if generators is None:
-        generators = [torch.Generator().manual_seed(i) for i in range(copies)]
-    init_parameters(model, generators)
-    return model
+    return fn(width=width, in_shape=in_shape, num_classes=num_classes, activation=activation,
+              copies=copies, **kwargs)

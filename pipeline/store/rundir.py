@@ -1,12 +1,15 @@
 """The run directory: the local, always-written copy of everything a run produces.
 
     <output_dir>/<run_name>/
+        .lock            held (flock) by the one process writing the directory; names its pid and host
         config.yaml      resolved config + provenance (versions, git commit, command)
         metrics.jsonl    one JSON object per epoch, each epoch exactly once
         summary.json     status (running, finished, failed, diverged), error, final metrics
         planes/          decision-plane pictures (PNG) and their raw label maps (NPZ)
         checkpoints/     last.ckpt (and prev.ckpt, the one before it); digests.json, the sha256 of
-                         each checkpoint file as written, so a damaged one is found at resume
+                         each checkpoint file as written, so a damaged one is found at resume (each
+                         checkpoint also carries its own config hash and tensor digest, so it is
+                         verified without digests.json too: pipeline.train.epoch)
 
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment leaves
 either the old or the new version, never half a file; the temporary files such a kill leaves behind
@@ -14,6 +17,9 @@ are removed when the run starts again.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import math
@@ -128,16 +134,61 @@ def _git_commit() -> str | None:
 
 
 class RunDir:
-    """Owns the files of one run. Only one process writes a run directory at a time."""
+    """Owns the files of one run. Only one process writes a run directory at a time: the one
+    holding its lock (`lock`)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.lock_path = self.path / ".lock"
+        self._lock_fd: int | None = None
         self.metrics_path = self.path / "metrics.jsonl"
         self.summary_path = self.path / "summary.json"
         self.config_path = self.path / "config.yaml"
         self.planes = self.path / "planes"
         self.checkpoints = self.path / "checkpoints"
         self.digests_path = self.checkpoints / "digests.json"
+
+    # ------------------------------------------------------------------ lock
+    def lock(self) -> None:
+        """Take the run directory for this process (creating the directory) or raise a UserError
+        naming the process that holds it. The lock is an flock on `.lock`, which the kernel releases
+        when its holder dies (even by SIGKILL), so a lock file left by a dead process is simply
+        taken over; the pid and host written into it are only for the message."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise UserError(f"output_dir: cannot create {err.filename or self.path}: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without locks
+                print(f"ddsweep: warning: {self.lock_path}: cannot lock ({err.strerror}); make sure no other "
+                      "process trains this run", file=sys.stderr)
+                return
+            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise UserError(f"cannot lock {self.lock_path}: {err.strerror}") from None
+            who = "another process" if not holder else f"pid {holder[0]}" + (f" on {holder[1]}" if holder[1:] else "")
+            raise UserError(f"{self.path} is in use by {who} (another ddsweep train of this run); "
+                            "wait for it to end, or set another run_name or output_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    @contextlib.contextmanager
+    def locked(self):
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
 
     # ------------------------------------------------------------------ creation
     def create(self) -> None:

@@ -9,12 +9,13 @@
   4. `EpochCommit.checkpoint` when one is due (by wall time, every n epochs, at the end, or when a
      stop signal arrived: then the run stops after it, see pipeline.train.trainer).
 `EpochCommit` owns the rule "each epoch exactly once": every row a checkpoint covers is fsynced
-before the checkpoint is written, and `resume_point` picks the newest intact checkpoint and cuts
-metrics.jsonl back to its epoch (the epoch-0 row included), so the resumed run writes the epochs
-after it once more; a run that starts from scratch keeps no row.
+before the checkpoint is written, and `resume_point` picks the newest intact checkpoint whose epochs
+metrics.jsonl still holds and cuts metrics.jsonl back to its epoch (the epoch-0 row included), so
+the resumed run writes the epochs after it once more; a run that starts from scratch keeps no row.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -91,6 +92,51 @@ def bookkeeping(logits: dict[str, torch.Tensor], targets: Targets) -> dict:
     return out
 
 
+def state_digest(checkpoint: dict) -> str:
+    """sha256 over everything a checkpoint holds but its own `ddsweep` entry: the names, dtypes,
+    shapes and bytes of every tensor (weights, optimizer state, ...) and every plain value, in
+    order. Computed when the checkpoint is saved and again when it is loaded, it finds a damaged
+    tensor byte (which torch.load reads without complaint) with no other record."""
+    digest = hashlib.sha256()
+
+    def walk(value) -> None:
+        if torch.is_tensor(value):
+            t = value.detach().cpu().contiguous().reshape(-1)  # [numel]
+            digest.update(f"T{t.dtype}{tuple(value.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for key, item in value.items():
+                digest.update(repr(key).encode())
+                walk(item)
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                walk(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(value).encode())
+
+    walk({k: v for k, v in checkpoint.items() if k != "ddsweep"})
+    return digest.hexdigest()
+
+
+def fit_problem(state: dict, expected: dict) -> str | None:
+    """Why a checkpoint's `state_dict` does not load into a network whose state dict has the
+    shapes `expected` ({key: shape}), or None when it does."""
+    if not isinstance(state, dict):
+        return "it holds no state_dict"
+    missing, extra = [k for k in expected if k not in state], [k for k in state if k not in expected]
+    if missing or extra:
+        return f"its weights do not fit this network ({len(missing)} missing keys, {len(extra)} unexpected)"
+    for key, shape in expected.items():
+        got = tuple(getattr(state[key], "shape", ()))
+        if got != tuple(shape):
+            return f"its weights do not fit this network ({key}: {list(got)} here {list(shape)})"
+    return None
+
+
 class EpochCommit:
     """The run directory's epochs: rows, checkpoints, their digests, and the resume point.
 
@@ -98,14 +144,19 @@ class EpochCommit:
     (`clock`, seconds) passed since the last checkpoint or since the run began, every `every` epochs
     when set, at the last epoch, and when a stop signal arrived (`stop`, read by EpochEnd). The one
     before it is kept as prev.ckpt so a corrupt last checkpoint still leaves a good one. Each file's
-    sha256 goes to checkpoints/digests.json before the file takes its name."""
+    sha256 goes to checkpoints/digests.json before the file takes its name, and each checkpoint carries
+    its own record in its `ddsweep` entry (`stamp`): the epochs it covers, the run's config hash and
+    `state_digest`, so it is verified even when digests.json is gone."""
 
     def __init__(self, run_dir: RunDir, tracker: Tracker, *, every: int | None, minutes: float,
-                 stop: StopRequest | None = None, clock=time.monotonic):
+                 config_hash: str, at_init: bool = False, stop: StopRequest | None = None,
+                 clock=time.monotonic):
         self.run_dir = run_dir
         self.tracker = tracker
         self.every = every
         self.minutes = minutes
+        self.config_hash = config_hash
+        self.at_init = at_init  # the run logs an epoch-0 row before training
         self.stop = stop or StopRequest()
         self.clock = clock
         self._since = clock()  # wall time of the last checkpoint (or of the start)
@@ -121,6 +172,11 @@ class EpochCommit:
         if last or (self.every and epoch % self.every == 0):
             return True
         return self.minutes > 0 and self.clock() - self._since >= 60.0 * self.minutes
+
+    def stamp(self, checkpoint: dict, epochs_completed: int) -> None:
+        """The checkpoint's own record (called as Lightning assembles it, after every other entry)."""
+        checkpoint["ddsweep"] = {"epochs_completed": epochs_completed, "config": self.config_hash,
+                                 "state_digest": state_digest(checkpoint)}
 
     def checkpoint(self, trainer: L.Trainer, epoch: int) -> None:
         directory = self.run_dir.checkpoints
@@ -143,38 +199,57 @@ class EpochCommit:
         os.replace(tmp, last)
         self._since = self.clock()
 
-    def resume_point(self) -> str | None:
-        """The newest intact, loadable checkpoint, or None (start from scratch); metrics.jsonl is cut
-        back to it. Intact: its sha256 is one the run recorded when writing it (torch.load does not
-        notice damaged tensor bytes); loadable: weights only, never arbitrary pickled objects."""
+    def resume_point(self, expected: dict) -> str | None:
+        """The newest usable checkpoint, or None (start from scratch); metrics.jsonl is cut back to
+        its epoch. Usable: intact (its sha256 is one the run recorded, when digests.json is there;
+        its stored config hash is this run's and its stored `state_digest` matches its tensors),
+        loadable (weights only, never arbitrary pickled objects; its weights fit `expected`, the
+        network's {key: shape}) and covered: metrics.jsonl holds each epoch it completed exactly
+        once (rows lost after the checkpoint was written are redone from an older one)."""
         run_dir = self.run_dir
         digests = run_dir.checkpoint_digests()
+        epochs = [r.get("epoch", 0) for r in run_dir.read_metrics()]
         skipped = False
         for name in ("last.ckpt", "prev.ckpt"):
             path = run_dir.checkpoints / name
             if not path.exists():
                 continue
-            reason = None
-            try:
-                if digests is not None and file_digest(path) not in digests:
-                    reason = "corrupt: its sha256 is not that of a checkpoint this run wrote"
-                else:
-                    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-                    done = int(ckpt["ddsweep"]["epochs_completed"])
-            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is skipped, and said so
-                reason = type(err).__name__
+            done, reason = self._check(path, digests, expected)
+            first = 0 if self.at_init else 1  # the epoch-0 row (planes.at_init) is covered like the others
+            if reason is None and [e for e in epochs if e <= done] != list(range(first, done + 1)):
+                reason = (f"metrics.jsonl does not hold each of its epochs {first}..{done} exactly once "
+                          f"({sum(1 for e in epochs if e <= done)} rows)")
             if reason:
-                print(f"ddsweep: warning: checkpoint {path} is unreadable ({reason}); trying an older one",
+                print(f"ddsweep: warning: checkpoint {path} is unusable ({reason}); trying an older one",
                       file=sys.stderr)
                 skipped = True
                 continue
             run_dir.truncate_metrics(done)
             print(f"{run_dir.path}: resuming after epoch {done} from {path.name}", flush=True)
             return str(path)
-        if skipped or run_dir.read_metrics():
+        if skipped or epochs:
             print(f"{run_dir.path}: no usable checkpoint; starting from scratch", file=sys.stderr)
             run_dir.truncate_metrics(-1)
         return None
+
+    def _check(self, path, digests: dict | None, expected: dict) -> tuple[int, str | None]:
+        """(epochs the checkpoint completed, why it is unusable or None)."""
+        if digests is not None and file_digest(path) not in digests:
+            return 0, "corrupt: its sha256 is not that of a checkpoint this run wrote"
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            meta = ckpt["ddsweep"]
+            done = int(meta["epochs_completed"])
+        except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is skipped, and said so
+            return 0, f"unreadable: {type(err).__name__}"
+        if meta.get("config", self.config_hash) != self.config_hash:
+            return done, "written by a run of another config"
+        stored = meta.get("state_digest")
+        if stored is None and digests is None:
+            return done, "unverifiable: it carries no digest and checkpoints/digests.json is gone"
+        if stored is not None and stored != state_digest(ckpt):
+            return done, "corrupt: its tensors do not match the digest stored in it"
+        return done, fit_problem(ckpt.get("state_dict"), expected)
 
 
 class EpochEnd(L.Callback):
@@ -210,7 +285,7 @@ class EpochEnd(L.Callback):
             self.measurement.load_state_dict(state_dict)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint["ddsweep"] = {"epochs_completed": trainer.current_epoch + 1}
+        self.commit.stamp(checkpoint, trainer.current_epoch + 1)
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         self.commit.stop.install()  # back from Lightning, which took SIGTERM when fit began

@@ -8,6 +8,8 @@ checkpoint; the same command resumes). User errors raise UserError before any tr
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import secrets
 import sys
 import traceback
@@ -16,6 +18,7 @@ from pathlib import Path
 from ddsweep.errors import ConfigError, UserError
 from pipeline.config import Config, from_dict
 from pipeline.store.rundir import RunDir, default_run_name, final_metrics, provenance
+from pipeline.train.budget import check_data_size, check_run_size
 from pipeline.train.device import DevicePlan
 from pipeline.train.network import build_network, seed_streams
 
@@ -59,62 +62,73 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
     cfg_dict = cfg.to_dict()
     run_dir = RunDir(Path(cfg.output_dir) / (cfg.run_name or default_run_name(cfg_dict)))
     _check_same_science(run_dir, cfg_dict)
-    previous = run_dir.read_summary() or {}
-    if previous.get("status") == "finished":
+    if (run_dir.read_summary() or {}).get("status") == "finished":
         print(f"{run_dir.path}: already finished; nothing to do")
         return EXIT_FINISHED
 
-    # 2. Data, device and network: everything here may still reject the config, so nothing is written yet.
+    # 2. Data, device and network: everything here may still reject the config (sizes that cannot
+    # fit included, before they are allocated), so nothing is written yet.
+    check_data_size(cfg)
     dataset, labels, augment = prepare_data(cfg)
     plan = DevicePlan.for_config(cfg.train, in_shape=dataset.in_shape)
+    check_run_size(cfg, dataset, plan.device, plan.precision)
     init_seeds, order_seeds = seed_streams(cfg.seeds, cfg.repro.vary)
     net = build_network(cfg.model, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
                         init_seeds=init_seeds, fuse=cfg.train.fuse_seeds)
-    run_dir.create()
-    if run_dir.saved_config() is None:
-        run_dir.write_config(cfg_dict, provenance(argv))
 
-    # 3. Module, data on the device, W&B, the epoch record and the trainer.
-    seeds = list(cfg.seeds)
-    steps_per_epoch = -(-len(dataset.y_train) // cfg.train.batch_size)
-    module = DDModule(plan.prepare(net), seeds=seeds, train=cfg.train, steps_per_epoch=steps_per_epoch)
-    datamodule = DDDataModule(dataset, labels, batch_size=cfg.train.batch_size, order_seeds=order_seeds,
-                              window=cfg.repro.shuffle_window, augment=augment, device=plan.device)
-    wandb_id = (previous.get("wandb") or {}).get("id") or secrets.token_hex(4)
-    tracker = Tracker(wandb_mode(cfg.wandb.mode), project=cfg.wandb.project, entity=cfg.wandb.entity,
-                      group=cfg.wandb.group, tags=cfg.wandb.tags, run_dir=run_dir.path, run_id=wandb_id,
-                      name=run_dir.path.name, config=cfg_dict)
-    params = count_params(net) if cfg.train.fuse_seeds else count_params(net.nets[0])
-    static = {"model/params": params, "model/width": cfg.model.width}
-    stop = StopRequest()
-    commit = EpochCommit(run_dir, tracker, every=cfg.train.checkpoint_every,
-                         minutes=cfg.train.checkpoint_minutes, stop=stop)
-    epoch_end = EpochEnd(commit, build_measurement(cfg, run_dir, dataset, labels, seeds),
-                         targets=Targets(labels.noisy, labels.clean, labels.changed, dataset.y_test),
-                         seeds=seeds, static=static, eval_every=cfg.train.eval_every,
-                         eval_batch_size=cfg.train.eval_batch_size, at_init=cfg.planes.at_init,
-                         verbose=verbose)
-    trainer = build_trainer(cfg.train, plan, [epoch_end], root_dir=str(run_dir.path))
-    ckpt = commit.resume_point()
+    # 3. From here on this process is the run directory's only writer, until it returns; resume
+    # decisions are taken under the lock.
+    with run_dir.locked():
+        previous = run_dir.read_summary() or {}  # again: another process may have finished it meanwhile
+        if previous.get("status") == "finished":
+            print(f"{run_dir.path}: already finished; nothing to do")
+            return EXIT_FINISHED
+        run_dir.create()
+        if run_dir.saved_config() is None:
+            run_dir.write_config(cfg_dict, provenance(argv))
 
-    # 4. Fit, then the summary: status, error and the final value of every metric with its epoch.
-    run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=tracker.info(),
-                          seeds=seeds, device=plan.describe(), **static)
-    status, error, code = _fit(trainer, module, datamodule, ckpt, stop)
-    final, epochs = final_metrics(run_dir.read_metrics())
-    summary = dict(status=status, error=error, epochs_completed=final.get("epoch", 0),
-                   metrics={k: v for k, v in final.items() if k not in ("epoch", "step")},
-                   metric_epochs={k: v for k, v in epochs.items() if k not in ("epoch", "step")},
-                   wandb=tracker.info())
-    try:
-        run_dir.write_summary(**summary)
-    except UserError as err:
-        print(f"ddsweep: error: {err}", file=sys.stderr)
-        code = EXIT_FAILED
-    tracker.summary({"status": status, **summary["metrics"]})
-    tracker.finish(exit_code=0 if code == EXIT_FINISHED else 1)
-    print(f"{run_dir.path}: {status}" + (f" ({error})" if error else ""))
-    return code
+        # 4. Module, data on the device, W&B, the epoch record and the trainer.
+        seeds = list(cfg.seeds)
+        steps_per_epoch = -(-len(dataset.y_train) // cfg.train.batch_size)
+        module = DDModule(plan.prepare(net), seeds=seeds, train=cfg.train, steps_per_epoch=steps_per_epoch)
+        datamodule = DDDataModule(dataset, labels, batch_size=cfg.train.batch_size, order_seeds=order_seeds,
+                                  window=cfg.repro.shuffle_window, augment=augment, device=plan.device)
+        wandb_id = (previous.get("wandb") or {}).get("id") or secrets.token_hex(4)
+        tracker = Tracker(wandb_mode(cfg.wandb.mode), project=cfg.wandb.project, entity=cfg.wandb.entity,
+                          group=cfg.wandb.group, tags=cfg.wandb.tags, run_dir=run_dir.path, run_id=wandb_id,
+                          name=run_dir.path.name, config=cfg_dict)
+        params = count_params(net) if cfg.train.fuse_seeds else count_params(net.nets[0])
+        static = {"model/params": params, "model/width": cfg.model.width}
+        stop = StopRequest()
+        commit = EpochCommit(run_dir, tracker, every=cfg.train.checkpoint_every,
+                             minutes=cfg.train.checkpoint_minutes, stop=stop, config_hash=science_hash(cfg_dict),
+                             at_init=cfg.planes.at_init)
+        epoch_end = EpochEnd(commit, build_measurement(cfg, run_dir, dataset, labels, seeds),
+                             targets=Targets(labels.noisy, labels.clean, labels.changed, dataset.y_test),
+                             seeds=seeds, static=static, eval_every=cfg.train.eval_every,
+                             eval_batch_size=cfg.train.eval_batch_size, at_init=cfg.planes.at_init,
+                             verbose=verbose)
+        trainer = build_trainer(cfg.train, plan, [epoch_end], root_dir=str(run_dir.path))
+        ckpt = commit.resume_point({k: v.shape for k, v in module.state_dict().items()})
+
+        # 5. Fit, then the summary: status, error and the final value of every metric with its epoch.
+        run_dir.write_summary(status="running", error=None, run_name=run_dir.path.name, wandb=tracker.info(),
+                              seeds=seeds, device=plan.describe(), **static)
+        status, error, code = _fit(trainer, module, datamodule, ckpt, stop)
+        final, epochs = final_metrics(run_dir.read_metrics())
+        summary = dict(status=status, error=error, epochs_completed=final.get("epoch", 0),
+                       metrics={k: v for k, v in final.items() if k not in ("epoch", "step")},
+                       metric_epochs={k: v for k, v in epochs.items() if k not in ("epoch", "step")},
+                       wandb=tracker.info())
+        try:
+            run_dir.write_summary(**summary)
+        except UserError as err:
+            print(f"ddsweep: error: {err}", file=sys.stderr)
+            code = EXIT_FAILED
+        tracker.summary({"status": status, **summary["metrics"]})
+        tracker.finish(exit_code=0 if code == EXIT_FINISHED else 1)
+        print(f"{run_dir.path}: {status}" + (f" ({error})" if error else ""))
+        return code
 
 
 def _fit(trainer, module, datamodule, ckpt: str | None, stop) -> tuple[str, str | None, int]:
@@ -167,3 +181,9 @@ def _science(cfg_dict: dict) -> dict:
     if isinstance(out.get("train"), dict):
         out["train"] = {k: v for k, v in out["train"].items() if k not in _RESUMABLE_TRAIN_KEYS}
     return out
+
+
+def science_hash(cfg_dict: dict) -> str:
+    """sha256 of the config minus the resumable keys: stored in every checkpoint, so a checkpoint
+    of another run (another width, say) is recognized at resume without any other record."""
+    return hashlib.sha256(json.dumps(_science(cfg_dict), sort_keys=True, default=str).encode()).hexdigest()

@@ -31,7 +31,7 @@ def checkpointed_epochs(tmp_path, minutes_at_epoch: dict, *, every, minutes, epo
     run_dir = RunDir(tmp_path / "run")
     run_dir.create()
     clock = FakeClock()
-    commit = EpochCommit(run_dir, tracker=None, every=every, minutes=minutes, clock=clock)
+    commit = EpochCommit(run_dir, tracker=None, every=every, minutes=minutes, config_hash="test", clock=clock)
     done = []
     for epoch in range(1, epochs + 1):
         clock.now = 60.0 * minutes_at_epoch[epoch]

@@ -36,7 +36,7 @@ def learning_rates(interval: str) -> list[float]:
     module = DDModule(net, seeds=[0], train=cfg.train, steps_per_epoch=2)
     data = DDDataModule(dataset, labels, batch_size=4, order_seeds=[0], window=None, augment=None, device="cpu")
     recorder = LearningRates()
-    plan = DevicePlan.for_config(cfg.train, image_inputs=False)
+    plan = DevicePlan.for_config(cfg.train, in_shape=dataset.in_shape)
     trainer = build_trainer(cfg.train, plan, [recorder], root_dir="unused")
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 8
