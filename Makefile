@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m pipeline.cli sweep sweeps/demo.yaml --local --workers 2 --output runs/demo
-	$(PY) -m pipeline.cli report runs/demo
+	$(PY) -m ddsweep sweep sweeps/demo.yaml --local --workers 2 --output runs/demo
+	$(PY) -m ddsweep report runs/demo
 
 test: setup
 	$(PY) -m pytest -q

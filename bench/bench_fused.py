@@ -5,7 +5,7 @@ ResNet18-k grid of bench_sweep.py), one value of the other lists, three ways thr
 
 - fused:    one run, `train.fuse_seeds=true`: the S copies as one grouped computation;
 - seedlist: one run, `train.fuse_seeds=false`: S separate models behind the same interface
-            (pipeline.train.network.SeedList), sharing the run's data pipeline and loop;
+            (ddsweep.pipeline.train.network.SeedList), sharing the run's data pipeline and loop;
 - runs:     S runs with one seed each (`seeds=[s]`), as a sweep without seed fusion would do.
 
 Each is timed per epoch after a warm-up epoch (same window rule as bench_sweep.py), the fastest of

@@ -150,7 +150,7 @@ def _arg(key: str, value) -> str:
 
 def smoke_run(name: str, point: dict, data_root: Path, out: Path, tiny: bool) -> dict:
     """One 2-epoch `ddsweep train` of a preset point (in this process, through the CLI's entry point)."""
-    from pipeline.cli import main
+    from ddsweep.pipeline.cli import main
 
     n_train, n_test = (64, 32) if tiny else SMOKE_IMAGES
     root = data_root / point["data.name"]

@@ -1,6 +1,6 @@
 """What the benchmarks share: the grids, timing ddsweep's real pipeline, the output format.
 
-ddsweep is timed through `pipeline.train.run.train_run`, the path users run: each run writes one
+ddsweep is timed through `ddsweep.pipeline.train.run.train_run`, the path users run: each run writes one
 metrics.jsonl row per epoch whose `time` is the seconds since training started, so the difference
 of two consecutive rows is one whole epoch as run (training, evaluation, measurement when
 scheduled, the row itself and the previous epoch's checkpoint).
@@ -156,7 +156,7 @@ def selection(args, quick_epochs: int) -> tuple[Grid, list[int] | None, int | No
 
 @functools.lru_cache(maxsize=1)  # every point of a grid reads the same images: make them once
 def _cifar_tensors(train_size: int, test_size: int, seed: int) -> tuple[torch.Tensor, ...]:
-    from data import constants
+    from ddsweep.data import constants
 
     g = torch.Generator().manual_seed(seed)
     mean = torch.tensor(constants.CIFAR10_MEAN).view(1, 3, 1, 1)
@@ -173,8 +173,8 @@ def _cifar_tensors(train_size: int, test_size: int, seed: int) -> tuple[torch.Te
 def register_bench_cifar() -> None:
     """Register `bench_cifar`: random CIFAR-shaped uint8 images [3, 32, 32] normalized with the
     CIFAR-10 constants and random labels (speed needs only the shapes). Bench-only; idempotent."""
-    from data import constants
-    from data.sources import Dataset, list_sources, register_source
+    from ddsweep.data import constants
+    from ddsweep.data.sources import Dataset, list_sources, register_source
 
     if "bench_cifar" in list_sources():
         return
@@ -202,7 +202,7 @@ def size_overrides(point: dict, train_size: int | None) -> dict:
 
 def make_config(point: dict, **overrides):
     """A validated Config for a grid point, with `overrides` (dotted keys) on top."""
-    from pipeline.config import load_config
+    from ddsweep.pipeline.config import load_config
 
     register_bench_cifar()
     return load_config(None, {**point, **overrides, "wandb.mode": "disabled"})
@@ -260,8 +260,8 @@ def epoch_seconds(rows: list[dict], warmup: int, epochs: int) -> list[float]:
 
 def time_ddsweep(point: dict, *, warmup: int, epochs: int, **overrides) -> list[float]:
     """Run the point through train_run for warmup+epochs epochs; the timed epochs' seconds."""
-    from pipeline.store.rundir import RunDir
-    from pipeline.train.run import train_run
+    from ddsweep.pipeline.store.rundir import RunDir
+    from ddsweep.pipeline.train.run import train_run
 
     with tempfile.TemporaryDirectory(prefix="ddsweep-bench-") as out:
         cfg = make_config(point, **overrides, **{"train.epochs": warmup + epochs, "output_dir": out,
@@ -279,7 +279,7 @@ def time_reference(point: dict, *, warmup: int, epochs: int, **overrides) -> tup
     """The reference loop on the same point, one model per seed: ([seed][timed epoch] seconds,
     train images of one seed's epoch)."""
     from bench.reference import train_reference
-    from pipeline.train.run import prepare_data
+    from ddsweep.pipeline.train.run import prepare_data
 
     cfg = make_config(point, **overrides, **{"train.epochs": warmup + epochs})
     dataset, labels, _ = prepare_data(cfg)

@@ -22,7 +22,7 @@ IN_SHAPE, CLASSES = (3, 32, 32), 10  # every preset measured here is CIFAR-10
 
 
 def measurement_epochs(planes: dict, epochs: int) -> list[int]:
-    from pipeline.train.measurement import log_epochs
+    from ddsweep.pipeline.train.measurement import log_epochs
 
     if planes.get("schedule", "linear") == "log":
         return log_epochs(epochs, planes.get("log_points", 50))
@@ -31,8 +31,8 @@ def measurement_epochs(planes: dict, epochs: int) -> list[int]:
 
 
 def forward_flops(model: dict, width: int) -> int:
-    from pipeline.config import load_config
-    from pipeline.train.network import build_network
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.train.network import build_network
 
     cfg = load_config(overrides={**model, "model.width": width, "wandb.mode": "disabled"})
     net = build_network(cfg.model, in_shape=IN_SHAPE, num_classes=CLASSES, init_seeds=[0], fuse=True).eval()

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from models import create_model
-from pipeline.train.module import lr_factor
+from ddsweep.models import create_model
+from ddsweep.pipeline.train.module import lr_factor
 
 
 class SingleModel(nn.Module):

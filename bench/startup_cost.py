@@ -28,9 +28,9 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 t0, c0 = time.perf_counter(), cpu()
-from pipeline.config import load_config
-from pipeline.train.run import prepare_data
-import lightning, pipeline.train.epoch, pipeline.train.module, pipeline.train.trainer, data.module
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.run import prepare_data
+import lightning, ddsweep.pipeline.train.epoch, ddsweep.pipeline.train.module, ddsweep.pipeline.train.trainer, data.module
 t1, c1 = time.perf_counter(), cpu()
 prepare_data(load_config(overrides=json.loads(sys.argv[1])))
 t2, c2 = time.perf_counter(), cpu()

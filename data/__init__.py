@@ -4,9 +4,9 @@
     labels = apply_label_noise(dataset.y_train, dataset.num_classes, kind="symmetric", rate=0.2, seed=0)
 """
 
-from data.loader import Augment, DeviceBatches, shuffle_order
-from data.noise import NOISE_KINDS, NoisyLabels, apply_label_noise
-from data.sources import Dataset, list_sources, load_source, register_source, source_options
+from ddsweep.data.loader import Augment, DeviceBatches, shuffle_order
+from ddsweep.data.noise import NOISE_KINDS, NoisyLabels, apply_label_noise
+from ddsweep.data.sources import Dataset, list_sources, load_source, register_source, source_options
 
 
 
@@ -14,7 +14,7 @@ def __getattr__(name: str):
     # The LightningDataModule imports Lightning (seconds); config validation and the sweep engine
     # only need the registries, so it is loaded on first use.
     if name == "DDDataModule":
-        from data.module import DDDataModule
+        from ddsweep.data.module import DDDataModule
 
         return DDDataModule
     raise AttributeError(f"module 'data' has no attribute {name!r}")

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import lightning as L
 import torch
 
-from data.loader import Augment, DeviceBatches
-from data.noise import NoisyLabels
-from data.sources import Dataset
+from ddsweep.data.loader import Augment, DeviceBatches
+from ddsweep.data.noise import NoisyLabels
+from ddsweep.data.sources import Dataset
 from ddsweep.errors import DataError
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from data.constants import CIFAR10_ASYMMETRIC_PAIRS
+from ddsweep.data.constants import CIFAR10_ASYMMETRIC_PAIRS
 from ddsweep.errors import DataError
 
 NOISE_KINDS = ("symmetric", "uniform", "uniform_incorrect", "asymmetric")

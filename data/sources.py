@@ -33,8 +33,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from data import constants
-from data.cache import cached
+from ddsweep.data import constants
+from ddsweep.data.cache import cached
 from ddsweep.errors import DataError
 
 

@@ -6,10 +6,10 @@
 Importing the family modules registers them.
 """
 
-from models import cnn1d, convnets, mlp, resnet, vit  # noqa: F401  (register the families)
-from models.base import count_params, init_parameters, stack_state_dicts, unstack_state_dict
-from models.layers import ACTIVATIONS
-from models.registry import create_model, list_models, model_options, model_skeleton, register_model
+from ddsweep.models import cnn1d, convnets, mlp, resnet, vit  # noqa: F401  (register the families)
+from ddsweep.models.base import count_params, init_parameters, stack_state_dicts, unstack_state_dict
+from ddsweep.models.layers import ACTIVATIONS
+from ddsweep.models.registry import create_model, list_models, model_options, model_skeleton, register_model
 
 __all__ = [
     "ACTIVATIONS", "count_params", "create_model", "init_parameters", "list_models", "model_options",

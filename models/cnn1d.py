@@ -9,9 +9,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from models.base import FusedModel, run_from
-from models.layers import PConv1d, PLinear, from_grouped, make_activation, to_grouped
-from models.registry import register_model
+from ddsweep.models.base import FusedModel, run_from
+from ddsweep.models.layers import PConv1d, PLinear, from_grouped, make_activation, to_grouped
+from ddsweep.models.registry import register_model
 from ddsweep.errors import ConfigError
 
 

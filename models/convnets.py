@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import FusedModel, check_choice, image_shape, run_from
-from models.layers import (PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation,
+from ddsweep.models.base import FusedModel, check_choice, image_shape, run_from
+from ddsweep.models.layers import (PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation,
                            max_pool2x, round_channels, to_grouped)
-from models.registry import register_model
+from ddsweep.models.registry import register_model
 
 _VGG = {  # conv widths at k=64; "M" is a 2x2 max-pool
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],

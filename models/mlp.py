@@ -8,9 +8,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from models.base import FusedModel, check_min, run_from
-from models.layers import PLinear, make_activation
-from models.registry import register_model
+from ddsweep.models.base import FusedModel, check_min, run_from
+from ddsweep.models.layers import PLinear, make_activation
+from ddsweep.models.registry import register_model
 
 
 class MLP(FusedModel):

@@ -13,8 +13,8 @@ from numbers import Integral, Real
 import torch
 from torch import nn
 
-from models.base import init_parameters
-from models.layers import check_activation
+from ddsweep.models.base import init_parameters
+from ddsweep.models.layers import check_activation
 from ddsweep.errors import ConfigError
 
 _FIXED = ("width", "in_shape", "num_classes", "activation", "copies")

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import FusedModel, image_shape
-from models.layers import PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation, to_grouped
-from models.registry import register_model
+from ddsweep.models.base import FusedModel, image_shape
+from ddsweep.models.layers import PBatchNorm2d, PConv2d, PLinear, from_grouped, make_activation, to_grouped
+from ddsweep.models.registry import register_model
 
 
 class PreActBlock(nn.Module):

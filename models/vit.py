@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import FusedModel, check_min, image_shape
-from models.layers import (PConv2d, PLayerNorm, PLinear, from_grouped, make_activation,
+from ddsweep.models.base import FusedModel, check_min, image_shape
+from ddsweep.models.layers import (PConv2d, PLayerNorm, PLinear, from_grouped, make_activation,
                            round_channels, to_grouped)
-from models.registry import register_model
+from ddsweep.models.registry import register_model
 
 
 class Attention(nn.Module):

@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from ddsweep.errors import ConfigError
-from pipeline.config_types import (AutoBool, Bool, DirPath, Float, Int, PathText, RunName, Section, Seed, Seeds, Str,
+from ddsweep.pipeline.config_types import (AutoBool, Bool, DirPath, Float, Int, PathText, RunName, Section, Seed, Seeds, Str,
                                    StrList, above, at_least, choice, choices, config_error, in_range, key_name,
                                    keyed, only, printable, shown)
 
@@ -316,8 +316,8 @@ def _choice(key: str, value: Any, allowed) -> None:
 def validate(cfg: Config) -> None:
     """What the field types cannot check alone: names from the model and dataset registries, their
     flat options, and rules that tie two keys together. Run before any work starts."""
-    from data import list_sources, source_options
-    from models import ACTIVATIONS, list_models, model_options
+    from ddsweep.data import list_sources, source_options
+    from ddsweep.models import ACTIVATIONS, list_models, model_options
 
     m, d, p = cfg.model, cfg.data, cfg.planes
     _choice("model.name", m.name, list_models())

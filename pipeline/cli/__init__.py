@@ -20,7 +20,7 @@ commands:
 
 
 def train_main(argv: list[str]) -> int:
-    from pipeline.config import Config, known_keys
+    from ddsweep.pipeline.config import Config, known_keys
 
     # No abbreviations: `--q=1` or `--conf.x=1` are config overrides (and wrong), not --quiet/--config.
     parser = OneLineParser(
@@ -36,10 +36,10 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args, overrides = parser.parse_known_args(argv)
 
-    from pipeline.config import load_config
+    from ddsweep.pipeline.config import load_config
 
     cfg = load_config(args.config, overrides)
-    from pipeline.train.run import train_run
+    from ddsweep.pipeline.train.run import train_run
 
     return train_run(cfg, argv=["ddsweep", "train", *argv], verbose=not args.quiet)
 
@@ -55,16 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         if command == "train":
             return train_main(rest)
         if command == "sweep":
-            from pipeline.sweep import main as sweep_main
+            from ddsweep.pipeline.sweep import main as sweep_main
             return sweep_main(rest)
         if command == "report":
-            from pipeline.report import main as report_main
+            from ddsweep.pipeline.report import main as report_main
             return report_main(rest)
         if command == "plane":
-            from pipeline.cli.plane import main as plane_main
+            from ddsweep.pipeline.cli.plane import main as plane_main
             return plane_main(rest)
         if command == "dashboard":
-            from pipeline.sweep.dashboard import main as dashboard_main
+            from ddsweep.pipeline.sweep.dashboard import main as dashboard_main
             return dashboard_main(rest)
         print(f"ddsweep: error: unknown command {command!r}; choose one of train, sweep, report, plane, dashboard",
               file=sys.stderr)

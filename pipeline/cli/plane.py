@@ -33,10 +33,10 @@ def find_run(path: str) -> tuple[Path, Path]:
 
 def load_run(run: Path, ckpt: Path):
     """(cfg, dataset, labels, network with the checkpoint's weights, epochs completed)."""
-    from pipeline.config import from_dict, validate
-    from pipeline.train.network import build_network, seed_streams
-    from pipeline.store.rundir import RunDir
-    from pipeline.train.run import prepare_data
+    from ddsweep.pipeline.config import from_dict, validate
+    from ddsweep.pipeline.train.network import build_network, seed_streams
+    from ddsweep.pipeline.store.rundir import RunDir
+    from ddsweep.pipeline.train.run import prepare_data
 
     cfg = from_dict(RunDir(run).saved_config())
     validate(cfg)
@@ -66,8 +66,8 @@ LABEL_BYTES = 16
 def check_outputs(args, out: Path) -> None:
     """Before any checkpoint is loaded: --out can be written, no file to write there is a
     directory, and the label maps of each run (resolution² × planes × seeds) fit in memory."""
-    from pipeline.store.outputs import check_memory, check_not_directories, check_output_dir, memory_limit
-    from pipeline.store.rundir import RunDir
+    from ddsweep.pipeline.store.outputs import check_memory, check_not_directories, check_output_dir, memory_limit
+    from ddsweep.pipeline.store.rundir import RunDir
 
     check_output_dir(out, "--out")
     for path in args.runs:
@@ -109,10 +109,10 @@ def main(argv: list[str]) -> int:
     check_outputs(args, out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from pipeline.measure.evaluate import as_logits_fn
-    from pipeline.train.measurement import draw_indices
-    from pipeline.viz.draw import draw_planes
-    from pipeline.viz.plots import montage, save_figure
+    from ddsweep.pipeline.measure.evaluate import as_logits_fn
+    from ddsweep.pipeline.train.measurement import draw_indices
+    from ddsweep.pipeline.viz.draw import draw_planes
+    from ddsweep.pipeline.viz.plots import montage, save_figure
 
     panels: dict[int, list] = {i: [] for i in args.index}
     for path in args.runs:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_affine
+from ddsweep.pipeline.measure.evaluate import LogitsFn, predict_affine
 
 
 def geometric_steps(first: float, last: float, n: int) -> Tensor:

@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_affine
+from ddsweep.pipeline.measure.evaluate import LogitsFn, predict_affine
 
 DEFAULT_EPS = 1e-5
 

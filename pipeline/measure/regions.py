@@ -8,7 +8,7 @@ import torch
 from skimage.measure import label as _connected_components
 from torch import Tensor
 
-from pipeline.measure.evaluate import LogitsFn, predict_affine
+from ddsweep.pipeline.measure.evaluate import LogitsFn, predict_affine
 
 _OUTSIDE = -1  # label of pixels that are not part of the map (outside the triangle)
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ddsweep.errors import ConfigError
-from pipeline.measure.planes import DEFAULT_EPS, degenerate_mask
+from ddsweep.pipeline.measure.planes import DEFAULT_EPS, degenerate_mask
 
 FAMILIES = ("train", "test", "test_distinct", "clean_class", "mislabeled")
 TEST_FAMILIES = ("test", "test_distinct")

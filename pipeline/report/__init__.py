@@ -6,6 +6,6 @@ literature, an HTML page (``index.html``) and optionally a summary W&B run.
     figures   matplotlib figures;  page  the HTML;  tables  run and curve tables
     wandb_summary  the W&B summary run and ``wandb_mode()``
 """
-from pipeline.report.cli import build_report, main
+from ddsweep.pipeline.report.cli import build_report, main
 
 __all__ = ["build_report", "main"]

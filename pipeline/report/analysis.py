@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pipeline.report.collect import Run
+from ddsweep.pipeline.report.collect import Run
 
 # A run interpolates its (noisy) training labels when its final train error is at most this
 # fraction; the interpolation threshold of a curve is the smallest width that does (METHODS.md:

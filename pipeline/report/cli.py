@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pipeline.store.rundir import atomic_write_text, remove_temporaries
+from ddsweep.pipeline.store.rundir import atomic_write_text, remove_temporaries
 from ddsweep.errors import OneLineParser, UserError
-from pipeline.report import analysis as A
-from pipeline.report import figures as F
-from pipeline.report.collect import Sweep, load_sweep
-from pipeline.report.page import FigureEntry, write_page
-from pipeline.report.tables import run_table
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report import figures as F
+from ddsweep.pipeline.report.collect import Sweep, load_sweep
+from ddsweep.pipeline.report.page import FigureEntry, write_page
+from ddsweep.pipeline.report.tables import run_table
 
 FORMATS = ("png", "svg", "pdf")
 # Figures and notes speak of the plotted runs (finished, with a final test/error); when there are
@@ -100,14 +100,14 @@ def build_report(runs_dir: Path, out: Optional[Path] = None, formats: tuple = ("
     index = write_page(out, sweep, layout, entries, notes)
     report = Report(index=index, sweep=sweep, layout=layout, entries=entries, notes=notes)
     if use_wandb:
-        from pipeline.report.wandb_summary import log_summary
+        from ddsweep.pipeline.report.wandb_summary import log_summary
         report.wandb = log_summary(sweep, layout, entries, out)
     return report
 
 
 def _check_out(out: Path, what: str, formats) -> None:
     """Before any work: OUT can be written, and none of the files a report writes is a directory."""
-    from pipeline.store.outputs import check_not_directories, check_output_dir
+    from ddsweep.pipeline.store.outputs import check_not_directories, check_output_dir
 
     check_output_dir(out, what)
     if out.is_dir():
@@ -118,7 +118,7 @@ def _check_out(out: Path, what: str, formats) -> None:
 def _mark_interrupted(sweep: Sweep) -> None:
     """A sweep point listed as running (its summary.json or its record says so) that no engine
     runs any more (its engine was killed) is listed as interrupted."""
-    from pipeline.sweep.state import interrupted_points
+    from ddsweep.pipeline.sweep.state import interrupted_points
 
     running = [r for r in sweep.runs if r.status == "running"]
     stale = interrupted_points(sweep.root) if running else {}

@@ -21,10 +21,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from pipeline.store.rundir import atomic_write_bytes
-from pipeline.viz.picture import class_colors
-from pipeline.report import analysis as A
-from pipeline.report.collect import Run
+from ddsweep.pipeline.store.rundir import atomic_write_bytes
+from ddsweep.pipeline.viz.picture import class_colors
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report.collect import Run
 
 DPI = 130
 MONTAGE_COLUMNS = 8  # at most this many x values in a plane montage
@@ -349,7 +349,7 @@ def load_plane(run: Run, key: tuple[str, int]) -> Optional[dict]:
 
 
 def _class_cmap(n: int) -> ListedColormap:
-    """The class colours of the run's own plane pictures (pipeline.viz.picture); -1 (off the map) blank."""
+    """The class colours of the run's own plane pictures (ddsweep.pipeline.viz.picture); -1 (off the map) blank."""
     return ListedColormap(class_colors(max(n, 1))).with_extremes(bad=(0, 0, 0, 0))
 
 

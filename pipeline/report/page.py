@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pipeline.store.rundir import atomic_write_text
-from pipeline.report import analysis as A
-from pipeline.report.collect import Sweep
-from pipeline.report.tables import fmt, group_table, run_table
+from ddsweep.pipeline.store.rundir import atomic_write_text
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report.collect import Sweep
+from ddsweep.pipeline.report.tables import fmt, group_table, run_table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.report import analysis as A
-from pipeline.report.collect import Sweep
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report.collect import Sweep
 
 # (metric, column title, scale): errors and agreement in percent, as in the figures.
 METRIC_COLUMNS = (

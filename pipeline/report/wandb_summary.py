@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.report import analysis as A
-from pipeline.report.collect import Sweep
-from pipeline.report.page import FigureEntry
-from pipeline.report.tables import group_table, run_table
-from pipeline.store.tracking import wandb_mode as _run_wandb_mode
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report.collect import Sweep
+from ddsweep.pipeline.report.page import FigureEntry
+from ddsweep.pipeline.report.tables import group_table, run_table
+from ddsweep.pipeline.store.tracking import wandb_mode as _run_wandb_mode
 
 # (metric, W&B key, title, scale): the first entry is the headline double-descent curve.
 CURVES = (
@@ -31,7 +31,7 @@ CURVES = (
 
 
 def wandb_mode(env: Optional[dict] = None) -> str:
-    """The run's rule (pipeline.store.tracking.wandb_mode), with no explicit mode."""
+    """The run's rule (ddsweep.pipeline.store.tracking.wandb_mode), with no explicit mode."""
     return _run_wandb_mode(None, env)
 
 

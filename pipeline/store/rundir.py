@@ -9,7 +9,7 @@
         checkpoints/     last.ckpt (and prev.ckpt, the one before it); digests.json, the sha256 of
                          each checkpoint file as written, so a damaged one is found at resume (each
                          checkpoint also carries its own config hash and tensor digest, so it is
-                         verified without digests.json too: pipeline.train.epoch)
+                         verified without digests.json too: ddsweep.pipeline.train.epoch)
 
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment leaves
 either the old or the new version, never half a file; the temporary files such a kill leaves behind

@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, overrides: list[str]) -> int:
-    from pipeline.sweep import local, online, slurm
-    from pipeline.sweep.spec import load_spec
-    from pipeline.sweep.state import SWEEP_FILE
+    from ddsweep.pipeline.sweep import local, online, slurm
+    from ddsweep.pipeline.sweep.spec import load_spec
+    from ddsweep.pipeline.sweep.state import SWEEP_FILE
 
     if args.file is None and args.resume is None:
         raise UserError("give a sweep FILE, or --resume DIR")
@@ -148,8 +148,8 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
 def check_sweep_dir_paths(sweep_dir: Path, what: str, write: bool) -> None:
     """The sweep directory and the fixed names in it are what the engine will write (before the
     sweep file is even read)."""
-    from pipeline.store.outputs import check_not_directories, check_output_dir
-    from pipeline.sweep import state as st
+    from ddsweep.pipeline.store.outputs import check_not_directories, check_output_dir
+    from ddsweep.pipeline.sweep import state as st
 
     check_output_dir(sweep_dir, what, write)
     for sub in ("runs", "logs", "args"):

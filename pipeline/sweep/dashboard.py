@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddsweep.errors import ConfigError, OneLineParser, UserError
-from pipeline.store.tracking import STEP_METRIC, has_api_key, wandb_mode, warn
+from ddsweep.pipeline.store.tracking import STEP_METRIC, has_api_key, wandb_mode, warn
 
 SPEC_FILE = "dashboard.json"
 FORMAT = "ddsweep-dashboard/1"
@@ -75,9 +75,9 @@ def resolve_target(arg: str) -> Target:
 
 
 def _from_sweep_dir(sweep_dir: Path) -> Target:
-    from pipeline.sweep import state as st
-    from pipeline.sweep.wandb_project import SWEEP_ID_FILE, project_entity
-    from pipeline.sweep.spec import load_spec
+    from ddsweep.pipeline.sweep import state as st
+    from ddsweep.pipeline.sweep.wandb_project import SWEEP_ID_FILE, project_entity
+    from ddsweep.pipeline.sweep.spec import load_spec
 
     if not (sweep_dir / st.SWEEP_FILE).is_file():
         raise UserError(f"{sweep_dir}: not a sweep directory (no {st.SWEEP_FILE}); give the directory "
@@ -86,7 +86,7 @@ def _from_sweep_dir(sweep_dir: Path) -> Target:
     project, entity = project_entity(spec)
     target = Target(name=sweep_dir.resolve().name, project=project, entity=entity, sweep_dir=sweep_dir)
     saved = (st.read_json(sweep_dir / SWEEP_ID_FILE) or {}).get("sweep")
-    if saved:  # ENTITY/PROJECT/ID, as pipeline.sweep.online recorded it
+    if saved:  # ENTITY/PROJECT/ID, as ddsweep.pipeline.sweep.online recorded it
         target.entity, target.project, target.sweep_id = str(saved).split("/", 2)
     else:  # the local engine runs every point with --output_dir=<sweep dir, resolved>/runs
         target.runs_dir = str(sweep_dir.resolve() / "runs")
@@ -98,8 +98,8 @@ def _point_configs(spec) -> tuple[list, int | None]:
     """The training configs of the sweep's first MAX_POINTS_READ points, and how many points the
     sweep has where it says (a grid, or a run_cap); bayes points come one at a time, so its first
     point stands for all (what the command sets)."""
-    from pipeline.config import load_config
-    from pipeline.sweep.spec import config_args, expand, make_point
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.sweep.spec import config_args, expand, make_point
 
     if spec.method == "bayes":
         points, count = [make_point(spec, 0, {})], spec.config.get("run_cap")
@@ -123,7 +123,7 @@ def _point_configs(spec) -> tuple[list, int | None]:
 
 
 def _default_config():
-    from pipeline.config import Config
+    from ddsweep.pipeline.config import Config
 
     return Config()
 
@@ -150,7 +150,7 @@ def _against_epoch(metric: str, title: str) -> dict:
 
 
 def dashboard_spec(target: Target) -> dict:
-    """The workspace as plain data; every panel key is one the training run logs (pipeline.store.tracking:
+    """The workspace as plain data; every panel key is one the training run logs (ddsweep.pipeline.store.tracking:
     test/error's summaries are test/error.last and test/error.min)."""
     regions = [_against_width(f"regions/{fam}/mean", f"regions per {fam} plane") for fam in target.families]
     if target.regions1d:
@@ -230,7 +230,7 @@ def spec_path(target: Target, out: str | None) -> Path:
 
 
 def write_spec(spec: dict, path: Path) -> None:
-    from pipeline.store.rundir import atomic_write_text
+    from ddsweep.pipeline.store.rundir import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(spec, indent=2) + "\n")
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.push and args.offline:
         raise UserError("--push and --offline: --push sends the JSON to W&B; choose one")
-    from pipeline.sweep.wandb_project import is_online
+    from ddsweep.pipeline.sweep.wandb_project import is_online
 
     target = resolve_target(args.sweep)
     path = spec_path(target, args.out)

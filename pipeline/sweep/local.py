@@ -47,11 +47,11 @@ from pathlib import Path
 import yaml
 
 from ddsweep.errors import UserError
-from pipeline.store.rundir import atomic_write_text, remove_temporaries
-from pipeline.sweep import state as st
-from pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
+from ddsweep.pipeline.store.rundir import atomic_write_text, remove_temporaries
+from ddsweep.pipeline.sweep import state as st
+from ddsweep.pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)
-from pipeline.train.device import detect_gpus, gpu_for_slot
+from ddsweep.pipeline.train.device import detect_gpus, gpu_for_slot
 
 POLL_S = 0.2
 STOP_GRACE_S = 30.0

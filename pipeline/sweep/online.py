@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from subprocess import Popen
 
-from pipeline.sweep import state as st
-from pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sweep_file
-from pipeline.sweep.spec import SweepSpec
-from pipeline.sweep.wandb_project import SWEEP_ID_FILE, is_online, project_entity  # noqa: F401 - re-exported
+from ddsweep.pipeline.sweep import state as st
+from ddsweep.pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sweep_file
+from ddsweep.pipeline.sweep.spec import SweepSpec
+from ddsweep.pipeline.sweep.wandb_project import SWEEP_ID_FILE, is_online, project_entity  # noqa: F401 - re-exported
 
 def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None) -> dict:
     config = spec.effective()
@@ -52,7 +52,7 @@ def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None
 
 def publish_dashboard(sweep_dir: Path) -> None:
     """The new sweep's W&B workspace (`ddsweep dashboard`); a failure is one warning line."""
-    from pipeline.sweep.dashboard import after_sweep_created
+    from ddsweep.pipeline.sweep.dashboard import after_sweep_created
 
     after_sweep_created(sweep_dir)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddsweep.errors import UserError
-from pipeline.sweep import online
-from pipeline.sweep.local import LocalSweep, run_shard
-from pipeline.sweep.spec import SweepSpec
+from ddsweep.pipeline.sweep import online
+from ddsweep.pipeline.sweep.local import LocalSweep, run_shard
+from ddsweep.pipeline.sweep.spec import SweepSpec
 
 
 @dataclass

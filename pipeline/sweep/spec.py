@@ -8,7 +8,7 @@ W&B's agent builds it.
 
 Checks, in order, each failing with one line naming the file, the key and the reason: YAML; the
 structure our engine needs (method, parameters, command macros); W&B's own schema (the `sweeps`
-package that W&B's server runs); then every point's arguments through `pipeline.config.load_config`,
+package that W&B's server runs); then every point's arguments through `ddsweep.pipeline.config.load_config`,
 so a parameter the training config does not know is rejected before any run starts.
 
 Points come from W&B's engine: grid order is `sweeps.next_runs` (parameters sorted by name, the last
@@ -21,7 +21,7 @@ Command expansion follows wandb/wandb_agent.py (`Agent._command_run`) and reuses
 `--key=value` with Python's `str(value)` (`0.1`, `True`, `[1, 2]`), `${envvar:NAME}` reads the
 environment. Two local differences: `${interpreter}` is this Python (`sys.executable`, where W&B's
 agent runs `python` from PATH), and a leading `ddsweep` (written or as `${program}`) runs as
-`python -m pipeline.cli`, so a sweep works from the virtual environment without PATH.
+`python -m ddsweep`, so a sweep works from the virtual environment without PATH.
 """
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ def _check_command(spec: SweepSpec) -> None:
 
 
 def _check_overrides(spec: SweepSpec) -> None:
-    from pipeline.config import parse_override
+    from ddsweep.pipeline.config import parse_override
 
     for arg in spec.overrides:
         key, _ = parse_override(arg)
@@ -406,7 +406,7 @@ def _substitute(spec: SweepSpec, sweep_vars: dict) -> list[str]:
 def _resolve_ddsweep(argv: list[str]) -> list[str]:
     start = 1 if argv[:1] == [ENV_PROGRAM] else 0
     if argv[start:start + 1] == [DDSWEEP]:
-        return argv[:start] + [sys.executable, "-m", "pipeline.cli"] + argv[start + 1:]
+        return argv[:start] + [sys.executable, "-m", "ddsweep"] + argv[start + 1:]
     return argv
 
 
@@ -438,7 +438,7 @@ def config_args(spec: SweepSpec, point: Point) -> tuple[str | None, list[str]]:
 
 def validate_points(spec: SweepSpec, points: list[Point]) -> None:
     """Build and check the training config of every point before any run starts."""
-    from pipeline.config import load_config
+    from ddsweep.pipeline.config import load_config
 
     seen = set()
     for point in points:

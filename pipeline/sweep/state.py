@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from ddsweep.errors import UserError
-from pipeline.store.rundir import atomic_write_text
+from ddsweep.pipeline.store.rundir import atomic_write_text
 
 STATE = "state.json"
 SWEEP_FILE = "sweep.yaml"

@@ -3,13 +3,13 @@ file in the sweep directory that records its W&B sweep (shared by the online eng
 dashboard)."""
 from __future__ import annotations
 
-from pipeline.sweep.spec import SweepSpec
+from ddsweep.pipeline.sweep.spec import SweepSpec
 
 SWEEP_ID_FILE = "wandb_sweep.json"
 
 
 def is_online() -> bool:
-    from pipeline.store.tracking import has_api_key, wandb_mode
+    from ddsweep.pipeline.store.tracking import has_api_key, wandb_mode
 
     return wandb_mode() == "online" and has_api_key()
 
@@ -17,7 +17,7 @@ def is_online() -> bool:
 def project_entity(spec: SweepSpec) -> tuple[str, str | None]:
     """The file's project/entity, else the command's --wandb.project/--wandb.entity, else the
     training config's default project."""
-    from pipeline.config import WandbConfig, parse_override
+    from ddsweep.pipeline.config import WandbConfig, parse_override
 
     given = dict(parse_override(a) for a in spec.command if a.startswith("--wandb.") and "=" in a)
     project = spec.config.get("project") or given.get("wandb.project") or WandbConfig().project

@@ -168,7 +168,7 @@ def _value(cfg, key: str):
 
 def check_data_size(cfg, limit: int | None = None) -> None:
     """Before the dataset is generated: its synthetic data fits in the host's memory."""
-    from data import source_options
+    from ddsweep.data import source_options
 
     need = data_need(cfg.data.name, cfg.data.options, source_options(cfg.data.name))
     if need is not None:
@@ -180,7 +180,7 @@ def run_needs(cfg, dataset, train_bytes: int = FP32) -> tuple[list[Need], list[N
     """(parts held for the whole run, parts that come and go) of a run on `dataset`; `train_bytes`:
     bytes per activation value of a training step (2 under 16-bit autocast; evaluation and
     measurement are fp32)."""
-    from models import model_skeleton
+    from ddsweep.models import model_skeleton
 
     m, t, p, S = cfg.model, cfg.train, cfg.planes, len(cfg.seeds)
     kwargs = dict(width=m.width, in_shape=tuple(dataset.in_shape), num_classes=dataset.num_classes,

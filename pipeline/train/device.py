@@ -118,7 +118,7 @@ class DevicePlan:
         embeddings) are not NCHW images, so restriding them would only cost copies. Each fused 2-D
         convolution lays out its own weight instead (models.layers.channels_last_)."""
         if self.channels_last:
-            from models.layers import channels_last_
+            from ddsweep.models.layers import channels_last_
 
             channels_last_(net)
         if self.compile:

@@ -7,7 +7,7 @@
   2. the run's `Measurement` (decision planes, regions, agreement, margins, pictures) on its schedule;
   3. `EpochCommit.record`: the row to metrics.jsonl, then to W&B;
   4. `EpochCommit.checkpoint` when one is due (by wall time, every n epochs, at the end, or when a
-     stop signal arrived: then the run stops after it, see pipeline.train.trainer).
+     stop signal arrived: then the run stops after it, see ddsweep.pipeline.train.trainer).
 `EpochCommit` owns the rule "each epoch exactly once": every row a checkpoint covers is fsynced
 before the checkpoint is written, and `resume_point` picks the newest intact checkpoint whose epochs
 metrics.jsonl still holds and cuts metrics.jsonl back to its epoch (the epoch-0 row included), so
@@ -26,11 +26,11 @@ import lightning as L
 import torch
 
 from ddsweep.errors import UserError
-from pipeline.measure.evaluate import as_logits_fn, batched_logits, split_metrics
-from pipeline.measure.repro import pd_l1, test_disagreement
-from pipeline.store.rundir import RunDir, file_digest
-from pipeline.store.tracking import Tracker
-from pipeline.train.trainer import Interrupted, StopRequest
+from ddsweep.pipeline.measure.evaluate import as_logits_fn, batched_logits, split_metrics
+from ddsweep.pipeline.measure.repro import pd_l1, test_disagreement
+from ddsweep.pipeline.store.rundir import RunDir, file_digest
+from ddsweep.pipeline.store.tracking import Tracker
+from ddsweep.pipeline.train.trainer import Interrupted, StopRequest
 
 
 class Diverged(Exception):

@@ -1,7 +1,7 @@
 """A run's measurement schedule: decision planes, region counts, seed agreement, margins, pictures.
 
 `Measurement` only schedules and holds the run's triplets; every number comes from the pure
-functions in pipeline.measure and every picture from pipeline.viz. `EpochEnd` calls it.
+functions in ddsweep.pipeline.measure and every picture from ddsweep.pipeline.viz. `EpochEnd` calls it.
 """
 from __future__ import annotations
 
@@ -11,21 +11,21 @@ import math
 import torch
 
 from ddsweep.errors import ConfigError
-from pipeline.measure.evaluate import as_logits_fn
-from pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
+from ddsweep.pipeline.measure.evaluate import as_logits_fn
+from ddsweep.pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
                                      geometric_steps, margin_summary, margins)
-from pipeline.measure.planes import PlaneGrid, predict_planes
-from pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
-from pipeline.measure.repro import plane_agreement
-from pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
-from pipeline.train.device import measure_amp_dtype
-from pipeline.viz.draw import draw_input_plane, draw_planes
+from ddsweep.pipeline.measure.planes import PlaneGrid, predict_planes
+from ddsweep.pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
+from ddsweep.pipeline.measure.repro import plane_agreement
+from ddsweep.pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
+from ddsweep.pipeline.train.device import measure_amp_dtype
+from ddsweep.pipeline.viz.draw import draw_input_plane, draw_planes
 
 
 class Measurement:
     """On its schedule (`planes.schedule`: `linear`, every `planes.every_n_epochs` epochs; `log`, the
     epochs of `log_epochs(train.epochs, planes.log_points)`), at the last epoch, and at epoch 0 with
-    `planes.at_init`, measures through the pure functions of pipeline.measure, in fp32 whatever the training
+    `planes.at_init`, measures through the pure functions of ddsweep.pipeline.measure, in fp32 whatever the training
     precision (bf16 autocast only when `planes.precision=bf16`):
 
     regions/<family>/mean|median|std (per seed as .../seed<N>, bare = mean over seeds),

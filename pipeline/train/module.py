@@ -6,7 +6,7 @@ the gradient it would get alone, and Adam/SGD act elementwise, so S seeds traine
 the same trajectories as S separate runs.
 
 The module logs nothing, writes nothing and evaluates nothing: the run's epoch record
-(pipeline.train.epoch) evaluates the network and measures it at the end of each epoch.
+(ddsweep.pipeline.train.epoch) evaluates the network and measures it at the end of each epoch.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import TrainConfig
+from ddsweep.pipeline.config import TrainConfig
 
 
 class DDModule(L.LightningModule):

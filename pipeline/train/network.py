@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models import create_model
+from ddsweep.models import create_model
 
 # Initialization and data-order generators are separate objects seeded from the run's seeds;
 # an offset keeps the two streams from being the same numbers for the same seed.

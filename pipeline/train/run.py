@@ -16,11 +16,11 @@ import traceback
 from pathlib import Path
 
 from ddsweep.errors import ConfigError, UserError
-from pipeline.config import Config, from_dict
-from pipeline.store.rundir import RunDir, default_run_name, final_metrics, provenance
-from pipeline.train.budget import check_data_size, check_run_size
-from pipeline.train.device import DevicePlan
-from pipeline.train.network import build_network, seed_streams
+from ddsweep.pipeline.config import Config, from_dict
+from ddsweep.pipeline.store.rundir import RunDir, default_run_name, final_metrics, provenance
+from ddsweep.pipeline.train.budget import check_data_size, check_run_size
+from ddsweep.pipeline.train.device import DevicePlan
+from ddsweep.pipeline.train.network import build_network, seed_streams
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 75
 # Write failures that are the storage's (full, over quota, read-only, permissions): one line, no traceback.
@@ -32,8 +32,8 @@ _RESUMABLE_TRAIN_KEYS = ("checkpoint_every", "checkpoint_minutes")  # when to ch
 
 def prepare_data(cfg: Config):
     """Dataset, label noise and augmentation, with every data-dependent check done up front."""
-    from data import Augment, apply_label_noise, load_source
-    from pipeline.train.measurement import check_families
+    from ddsweep.data import Augment, apply_label_noise, load_source
+    from ddsweep.pipeline.train.measurement import check_families
 
     d = cfg.data
     dataset = load_source(d.name, root=d.root, download=d.download, n_train=d.n_train,
@@ -50,13 +50,13 @@ def prepare_data(cfg: Config):
 
 
 def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) -> int:
-    from data import DDDataModule
-    from models import count_params
-    from pipeline.store.tracking import Tracker, wandb_mode
-    from pipeline.train.epoch import EpochCommit, EpochEnd, Targets
-    from pipeline.train.measurement import build_measurement
-    from pipeline.train.module import DDModule
-    from pipeline.train.trainer import StopRequest, build_trainer
+    from ddsweep.data import DDDataModule
+    from ddsweep.models import count_params
+    from ddsweep.pipeline.store.tracking import Tracker, wandb_mode
+    from ddsweep.pipeline.train.epoch import EpochCommit, EpochEnd, Targets
+    from ddsweep.pipeline.train.measurement import build_measurement
+    from ddsweep.pipeline.train.module import DDModule
+    from ddsweep.pipeline.train.trainer import StopRequest, build_trainer
 
     # 1. The run directory: a finished run of this config is done; one of another config is refused.
     cfg_dict = cfg.to_dict()
@@ -133,8 +133,8 @@ def train_run(cfg: Config, argv: list[str] | None = None, verbose: bool = True) 
 
 def _fit(trainer, module, datamodule, ckpt: str | None, stop) -> tuple[str, str | None, int]:
     """(status, error, exit code) of trainer.fit; every failure is recorded, none escapes."""
-    from pipeline.train.epoch import Diverged
-    from pipeline.train.trainer import Interrupted, fit
+    from ddsweep.pipeline.train.epoch import Diverged
+    from ddsweep.pipeline.train.trainer import Interrupted, fit
 
     try:
         fit(trainer, module, datamodule, ckpt, stop)

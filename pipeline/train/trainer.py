@@ -17,7 +17,7 @@ import warnings
 
 import lightning as L
 
-from pipeline.train.device import DevicePlan
+from ddsweep.pipeline.train.device import DevicePlan
 
 
 def quiet_lightning() -> None:

@@ -1,8 +1,8 @@
 """Decision-plane pictures of a network: predict the label maps, describe each picture
-(pipeline.viz.picture.describe_plane), then hand the description to a renderer.
+(ddsweep.pipeline.viz.picture.describe_plane), then hand the description to a renderer.
 
-Training draws with the Pillow renderer (pipeline.viz.quicklook, ~15 ms a picture); `ddsweep plane`
-and the report draw matplotlib figures (pipeline.viz.plots).
+Training draws with the Pillow renderer (ddsweep.pipeline.viz.quicklook, ~15 ms a picture); `ddsweep plane`
+and the report draw matplotlib figures (ddsweep.pipeline.viz.plots).
 """
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.measure.evaluate import predict_labels
-from pipeline.measure.planes import PlaneGrid, predict_planes
-from pipeline.measure.regions import count_regions_batch
-from pipeline.store.rundir import atomic_write_bytes
-from pipeline.viz.picture import describe_plane
+from ddsweep.pipeline.measure.evaluate import predict_labels
+from ddsweep.pipeline.measure.planes import PlaneGrid, predict_planes
+from ddsweep.pipeline.measure.regions import count_regions_batch
+from ddsweep.pipeline.store.rundir import atomic_write_bytes
+from ddsweep.pipeline.viz.picture import describe_plane
 
 
 def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, device,
                      max_points_per_call: int, max_train_points: int = 2000, quick: bool = False):
     """For 2-D inputs the input space is itself a plane: the first seed's decision regions over the
     train set's bounding box (10% margin), with the train points drawn in the colour of the label
-    they were trained on. `quick`: the training-time renderer (pipeline.viz.quicklook) instead of a
+    they were trained on. `quick`: the training-time renderer (ddsweep.pipeline.viz.quicklook) instead of a
     matplotlib figure."""
     draw, save = _renderer(quick)
 
@@ -45,13 +45,13 @@ def draw_input_plane(fn, dataset, labels, *, resolution: int, title: str, path, 
 
 def _renderer(quick: bool):
     """(draw a PlanePicture, save what it drew) of the chosen renderer: Pillow pictures at about
-    15 ms each during training (pipeline.viz.quicklook), matplotlib figures (pipeline.viz.plots)
+    15 ms each during training (ddsweep.pipeline.viz.quicklook), matplotlib figures (ddsweep.pipeline.viz.plots)
     for `ddsweep plane`, at about 0.2-0.4 s each."""
     if quick:
-        from pipeline.viz.quicklook import draw
+        from ddsweep.pipeline.viz.quicklook import draw
 
         return draw, lambda picture, path: picture.save(path)
-    from pipeline.viz.plots import draw, save_figure
+    from ddsweep.pipeline.viz.plots import draw, save_figure
 
     return draw, save_figure
 

@@ -1,7 +1,7 @@
 """One description of a decision-plane picture (METHODS.md, "Decision plane through three inputs").
 
-Both renderers draw from it: ``pipeline.viz.plots`` (matplotlib figures for ``ddsweep plane`` and
-the report) and ``pipeline.viz.quicklook`` (Pillow pictures during training). Everything the two
+Both renderers draw from it: ``ddsweep.pipeline.viz.plots`` (matplotlib figures for ``ddsweep plane`` and
+the report) and ``ddsweep.pipeline.viz.quicklook`` (Pillow pictures during training). Everything the two
 pictures have in common is decided here and only here: class colours, legend entries, anchor
 markers and their texts, title lines, axis names, where the seeds disagree and how much they
 agree. A renderer only turns a ``PlanePicture`` into pixels.
@@ -19,7 +19,7 @@ import matplotlib
 import numpy as np
 import torch
 
-from pipeline.measure.repro import plane_agreement
+from ddsweep.pipeline.measure.repro import plane_agreement
 
 RGBA = tuple[float, float, float, float]
 Extent = tuple[float, float, float, float]  # (u0, u1, v0, v1): the pixel edges of the grid
@@ -204,7 +204,7 @@ def _legend(classes: Sequence[int], colors: np.ndarray, class_names, anchors: tu
 
 def _agreement(label_maps: np.ndarray) -> float:
     """Plane agreement of ``label_maps [S, R, R]`` as the metric defines it
-    (pipeline.measure.repro.plane_agreement); 1.0 for a single map."""
+    (ddsweep.pipeline.measure.repro.plane_agreement); 1.0 for a single map."""
     agreement = plane_agreement(torch.as_tensor(label_maps))
     return 1.0 if agreement is None else agreement
 

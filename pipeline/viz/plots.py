@@ -1,5 +1,5 @@
 """Figures of decision planes (METHODS.md, "Decision plane through three inputs"): the matplotlib
-renderer of ``pipeline.viz.picture.PlanePicture``, for ``ddsweep plane`` and the report.
+renderer of ``ddsweep.pipeline.viz.picture.PlanePicture``, for ``ddsweep plane`` and the report.
 
 Object-oriented matplotlib only (``Figure`` + ``FigureCanvasAgg``): no pyplot, no global state,
 no backend switching. Label maps are drawn with ``origin="lower"`` (row j=0 at the bottom).
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from pipeline.viz.picture import DISAGREE_COLOR, MARKER_EDGE, LegendEntry, PlanePicture, class_colors
+from ddsweep.pipeline.viz.picture import DISAGREE_COLOR, MARKER_EDGE, LegendEntry, PlanePicture, class_colors
 
 # Anchor markers on the plane (scatter) and in the legend (Line2D), by Anchor.marker.
 _SCATTER = {"circle": dict(marker="o", s=90, linewidths=1.5),
@@ -81,7 +81,7 @@ def _legend_handle(entry: LegendEntry):
 
 
 def draw(picture: PlanePicture) -> Figure:
-    """The figure of ``picture`` (pipeline.viz.picture.describe_plane): one plane, or the seeds
+    """The figure of ``picture`` (ddsweep.pipeline.viz.picture.describe_plane): one plane, or the seeds
     side by side each titled with its seed and the title over all; the legend right of the last
     panel."""
     S = len(picture.maps)

@@ -1,7 +1,7 @@
 """Fast training-time pictures of decision planes (METHODS.md, "Decision plane through three
-inputs"): the Pillow renderer of ``pipeline.viz.picture.PlanePicture``.
+inputs"): the Pillow renderer of ``ddsweep.pipeline.viz.picture.PlanePicture``.
 
-The same picture as ``pipeline.viz.plots.draw`` (same texts, colours, markers, legend) at a fraction
+The same picture as ``ddsweep.pipeline.viz.plots.draw`` (same texts, colours, markers, legend) at a fraction
 of the cost: matplotlib spends 0.1-0.2 s a figure on text layout and Agg rendering, a large share of
 a short run that draws planes every few epochs. Publication figures (``ddsweep plane``) stay with
 matplotlib. Row j=0 of a label map is drawn at the bottom; pixels outside the map (-1) are white.
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from pipeline.viz.picture import DARKEN, MARKER_EDGE, Anchor, Extent, LegendEntry, PlanePicture
+from ddsweep.pipeline.viz.picture import DARKEN, MARKER_EDGE, Anchor, Extent, LegendEntry, PlanePicture
 
 PLOT_BOX = 400  # px: the plot area of a single plane fits in PLOT_BOX x PLOT_BOX
 PANEL_BOX = 300  # px: the same for each panel of the seeds picture
@@ -344,7 +344,7 @@ def _draw_title(draw, lines: Sequence[str], width: int) -> None:
 
 
 def draw(picture: PlanePicture) -> Picture:
-    """The Pillow picture of ``picture`` (pipeline.viz.picture.describe_plane): its panels side by
+    """The Pillow picture of ``picture`` (ddsweep.pipeline.viz.picture.describe_plane): its panels side by
     side under the title lines, each with a frame, axis end values and names (and its seed's name
     in the seeds picture), the legend on the right. A single plane's plot area fits in PLOT_BOX px,
     each panel of the seeds picture in PANEL_BOX px, with equal scale on u and v."""

@@ -1,6 +1,6 @@
 import pytest
 
-from data import sources
+from ddsweep.data import sources
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.train.run import train_run
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.run import train_run
 
 # Two epochs of the demo's family on digits, several steps per epoch, label noise, and a small
 # measurement schedule so region counts and seed agreement are compared too.

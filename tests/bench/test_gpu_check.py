@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench import gpu_check as G
-from data.sources import load_source
+from ddsweep.data.sources import load_source
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from data import sources
-from data.cache import cache_dir
-from data.sources import Dataset, load_source
+from ddsweep.data import sources
+from ddsweep.data.cache import cache_dir
+from ddsweep.data.sources import Dataset, load_source
 
 SMALL = {
     "mnist1d": {"num_samples": 100, "train_split": 0.5},

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from data.loader import Augment, DeviceBatches, shuffle_order
+from ddsweep.data.loader import Augment, DeviceBatches, shuffle_order
 from ddsweep.errors import DataError
 
 

@@ -2,10 +2,10 @@ import lightning as L
 import pytest
 import torch
 
-from data.loader import Augment, DeviceBatches
-from data.module import DDDataModule
-from data.noise import apply_label_noise
-from data.sources import Dataset, load_source
+from ddsweep.data.loader import Augment, DeviceBatches
+from ddsweep.data.module import DDDataModule
+from ddsweep.data.noise import apply_label_noise
+from ddsweep.data.sources import Dataset, load_source
 from ddsweep.errors import DataError
 
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from data.constants import CIFAR10_ASYMMETRIC_PAIRS, CIFAR10_CLASSES
-from data.noise import NOISE_KINDS, apply_label_noise, symmetric_counts
+from ddsweep.data.constants import CIFAR10_ASYMMETRIC_PAIRS, CIFAR10_CLASSES
+from ddsweep.data.noise import NOISE_KINDS, apply_label_noise, symmetric_counts
 from ddsweep.errors import DataError
 
 

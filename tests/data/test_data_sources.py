@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.sources import (
+from ddsweep.data.sources import (
     bayes_predict, gaussian_means, list_sources, load_source, source_options,
 )
 from ddsweep.errors import DataError
@@ -175,7 +175,7 @@ def test_cifar_batches_cannot_run_code(tmp_path):
     import os
     import pickle
 
-    from data.sources import _read_cifar_batches
+    from ddsweep.data.sources import _read_cifar_batches
     from ddsweep.errors import DataError
 
     marker = tmp_path / "ran"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from data import constants
-from data.sources import load_source
+from ddsweep.data import constants
+from ddsweep.data.sources import load_source
 from ddsweep.errors import DataError
 
 

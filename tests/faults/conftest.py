@@ -60,7 +60,7 @@ def _offline_env(monkeypatch, tmp_path, request, fault_log):
 def interrupted(tmp_path_factory):
     """(uninterrupted reference, a run that crashed right after its epoch-2 checkpoint: last.ckpt
     holds epoch 2, prev.ckpt epoch 1, metrics.jsonl two rows)."""
-    from pipeline.train.epoch import EpochCommit
+    from ddsweep.pipeline.train.epoch import EpochCommit
 
     root = tmp_path_factory.mktemp("interrupted")
     code, reference = train(root, "reference")

@@ -29,8 +29,8 @@ TMP_NAME = re.compile(r"\.tmp\d*$")
 def train(out: Path, name: str, extra=(), verbose: bool = False, base=TINY) -> tuple[int, Path]:
     """One real run in this process, on one thread as every sweep point here runs:
     (exit code, run directory)."""
-    from pipeline.config import load_config
-    from pipeline.train.run import train_run
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.train.run import train_run
 
     cfg = load_config(overrides=[*base, *extra, f"--output_dir={out}", f"--run_name={name}"])
     threads = torch.get_num_threads()
@@ -108,8 +108,8 @@ def env(**extra) -> dict:
 
 def cli(*args: str, env_vars: dict, log: Path, prelude: str | None = None) -> subprocess.Popen:
     """`ddsweep ARGS` in its own process, its output appended to `log`; `prelude`: Python run first."""
-    command = [sys.executable, "-m", "pipeline.cli", *args] if prelude is None else \
-        [sys.executable, "-c", f"{prelude}; import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
+    command = [sys.executable, "-m", "ddsweep", *args] if prelude is None else \
+        [sys.executable, "-c", f"{prelude}; import sys; from ddsweep.pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
          *args]
     with open(log, "ab") as fh:
         return subprocess.Popen(command, cwd=REPO, env=env_vars, stdin=subprocess.DEVNULL, stdout=fh,

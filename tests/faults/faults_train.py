@@ -11,7 +11,7 @@ import time
 import lightning.fabric.plugins.io.torch_io as torch_io
 import torch
 
-from pipeline.cli import main
+from ddsweep.pipeline.cli import main
 
 
 def slow_atomic_save(checkpoint, filepath) -> None:

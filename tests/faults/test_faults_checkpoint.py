@@ -143,7 +143,7 @@ def test_weights_that_do_not_fit_are_refused_before_lightning_loads_them(interru
     """A checkpoint that claims this run's config and digest but holds weights of another shape
     (the load check, the last line of defence) falls back in one line instead of Lightning's
     multi-line state_dict error."""
-    from pipeline.train.epoch import state_digest
+    from ddsweep.pipeline.train.epoch import state_digest
 
     reference, part = interrupted
     out, run = copy_run(part, tmp_path)
@@ -163,7 +163,7 @@ def test_weights_that_do_not_fit_are_refused_before_lightning_loads_them(interru
 
 
 def test_fit_problem_names_missing_keys_and_shapes():
-    from pipeline.train.epoch import fit_problem
+    from ddsweep.pipeline.train.epoch import fit_problem
 
     expected = {"a": torch.Size([2, 3]), "b": torch.Size([2])}
     assert fit_problem({"a": torch.zeros(2, 3), "b": torch.zeros(2)}, expected) is None
@@ -173,7 +173,7 @@ def test_fit_problem_names_missing_keys_and_shapes():
 
 
 def test_state_digest_sees_one_changed_value_and_ignores_its_own_entry():
-    from pipeline.train.epoch import state_digest
+    from ddsweep.pipeline.train.epoch import state_digest
 
     ckpt = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "optimizer_states": [{"state": {0: {"step": 3}}}]}
     reference = state_digest(ckpt)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from faults_helpers import TINY, assert_same_run, summary, temporaries, train
 
-from pipeline import cli
+from ddsweep.pipeline import cli
 
 
 class FullDisk:
@@ -55,7 +55,7 @@ def fill_disk_on(monkeypatch, module, name: str, nth: int = 1) -> dict:
 
 def rows_complete(run):
     """The rows a resume sees (a torn last line is not one)."""
-    from pipeline.store.rundir import RunDir
+    from ddsweep.pipeline.store.rundir import RunDir
 
     return RunDir(run).read_metrics()
 
@@ -96,10 +96,10 @@ def test_run_directory_part_that_is_a_file_is_named(tmp_path, capsys, fault_log)
 
 
 def test_disk_full_while_appending_metrics(interrupted, tmp_path, capsys, monkeypatch, fault_log):
-    import pipeline.store.rundir
+    import ddsweep.pipeline.store.rundir
 
     reference, _ = interrupted
-    seen = fill_disk_on(monkeypatch, pipeline.store.rundir, "metrics.jsonl", nth=2)  # epoch 2's row
+    seen = fill_disk_on(monkeypatch, ddsweep.pipeline.store.rundir, "metrics.jsonl", nth=2)  # epoch 2's row
     code, run = train(tmp_path, "full")
     err = capsys.readouterr().err
     fault_log.fault("disk full: metrics.jsonl")
@@ -125,7 +125,7 @@ def test_disk_full_while_writing_a_checkpoint(interrupted, tmp_path, capsys, mon
     matches its recorded digest, and the resume continues from it."""
     import lightning.fabric.plugins.io.torch_io as torch_io
 
-    from pipeline.store.rundir import RunDir, file_digest
+    from ddsweep.pipeline.store.rundir import RunDir, file_digest
 
     reference, _ = interrupted
     real_save = torch_io._atomic_save
@@ -164,9 +164,9 @@ def test_disk_full_while_writing_a_checkpoint(interrupted, tmp_path, capsys, mon
 def test_disk_full_in_an_atomic_write_keeps_the_old_file(tmp_path, capsys, monkeypatch, name, fault_log):
     """summary.json (each status change), digests.json (each checkpoint) and metrics.jsonl (cut back
     at resume) are replaced atomically: a full disk leaves the old version whole and no temporary."""
-    import pipeline.store.rundir
+    import ddsweep.pipeline.store.rundir
 
-    from pipeline.store.rundir import RunDir
+    from ddsweep.pipeline.store.rundir import RunDir
 
     run = RunDir(tmp_path / "r")
     run.create()
@@ -175,11 +175,11 @@ def test_disk_full_in_an_atomic_write_keeps_the_old_file(tmp_path, capsys, monke
     run.append_metrics({"epoch": 1, "x": 1.0})
     run.append_metrics({"epoch": 2, "x": 2.0})
     before = {p.name: p.read_bytes() for p in (run.summary_path, run.digests_path, run.metrics_path)}
-    fill_disk_on(monkeypatch, pipeline.store.rundir, f".{name}.tmp{os.getpid()}")
+    fill_disk_on(monkeypatch, ddsweep.pipeline.store.rundir, f".{name}.tmp{os.getpid()}")
     action = {"summary.json": lambda: run.write_summary(status="finished"),
               "digests.json": lambda: run.remember_checkpoint("b" * 64, 2),
               "metrics.jsonl": lambda: run.truncate_metrics(1)}[name]
-    with pytest.raises(pipeline.store.rundir.UserError) as info:
+    with pytest.raises(ddsweep.pipeline.store.rundir.UserError) as info:
         action()
     fault_log.fault(f"disk full: {name}")
     path = run.digests_path if name == "digests.json" else tmp_path / "r" / name
@@ -194,7 +194,7 @@ def test_disk_full_while_drawing_a_picture(tmp_path, capsys, monkeypatch, fault_
     """A plane picture that cannot be written: one line naming it, no traceback, no temporary."""
     from PIL import Image
 
-    def save(self, fp, *args, **kwargs):  # training-time pictures are Pillow images (pipeline.viz.quicklook)
+    def save(self, fp, *args, **kwargs):  # training-time pictures are Pillow images (ddsweep.pipeline.viz.quicklook)
         Path(fp).write_bytes(b"\x89PNG half")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
 

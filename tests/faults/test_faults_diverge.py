@@ -10,7 +10,7 @@ import torch
 import yaml
 from faults_helpers import TINY, REPO, env, rows, summary
 
-from pipeline import cli
+from ddsweep.pipeline import cli
 
 
 def test_huge_learning_rate_diverges_with_exit_3(tmp_path, capsys, fault_log):
@@ -34,7 +34,7 @@ def test_huge_learning_rate_diverges_with_exit_3(tmp_path, capsys, fault_log):
 def test_one_seed_going_bad_at_epoch_2_is_named(tmp_path, capsys, monkeypatch, bad, fault_log):
     """A loss that turns non-finite for seed 1 at epoch 2 only: diverged at epoch 2, seed 1, rows 1-2,
     and the epoch-1 checkpoint (written before the bad epoch) is what remains."""
-    from pipeline.train.module import DDModule
+    from ddsweep.pipeline.train.module import DDModule
 
     original = DDModule.model_step
 
@@ -72,7 +72,7 @@ def test_diverged_point_is_counted_and_the_sweep_goes_on(tmp_path, fault_log):
         "command": ["${env}", "ddsweep", "train", "${args}", *[a for a in TINY if not a.startswith("--model.width")]],
     }))
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", str(sweep), "--local", "--workers", "2",
+    res = subprocess.run([sys.executable, "-m", "ddsweep", "sweep", str(sweep), "--local", "--workers", "2",
                           "--output", str(out)], cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
     fault_log.fault("nan loss (lr 1e30) in a sweep", 2)
     assert res.returncode == 1, res.stdout + res.stderr

@@ -3,7 +3,7 @@ dotted paths, values of every type, YAML-ish text) and malformed --config files 
 YAML-ish text, bytes) either accepts the config or rejects it with exit code 2 and ONE line on stderr
 naming the key, file or argument at fault: never a traceback, never a hang. Accepted configs go as
 far as training would before its first step (data, label noise, the network) through a stub of
-`pipeline.train.run.train_run`, so nothing trains.
+`ddsweep.pipeline.train.run.train_run`, so nothing trains.
 
 Sweep files are fuzzed in tests/pipeline/sweep/test_sweep_fuzz.py; a test here adds what that one
 does not generate: YAML-structured junk (tags, anchors, nesting, flow mixes), non-mapping documents
@@ -23,8 +23,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from pipeline import cli
-from pipeline.config import Config, known_keys, set_dotted
+from ddsweep.pipeline import cli
+from ddsweep.pipeline.config import Config, known_keys, set_dotted
 
 KNOWN = sorted(known_keys(Config()))
 OPTIONS = ["model.depth", "model.patch_size", "model.head_dim", "model.mlp_ratio", "data.test_fraction",
@@ -73,8 +73,8 @@ def defaults(node, prefix: str = "") -> dict:
 
 def family_defaults() -> dict:
     """model.<option> and data.<option> of every registered family and source, with their defaults."""
-    from data import list_sources, source_options
-    from models import list_models, model_options
+    from ddsweep.data import list_sources, source_options
+    from ddsweep.models import list_models, model_options
 
     out = {}
     for name in list_models():
@@ -131,10 +131,10 @@ config_file = hs.one_of(
 @pytest.fixture(scope="module")
 def stub_train(tmp_path_factory):
     """Everything `train_run` checks before its first step, without training or writing."""
-    import pipeline.train.run
-    from pipeline.train.network import build_network, seed_streams
-    from pipeline.train.device import resolve_accelerator
-    from pipeline.train.run import prepare_data
+    import ddsweep.pipeline.train.run
+    from ddsweep.pipeline.train.network import build_network, seed_streams
+    from ddsweep.pipeline.train.device import resolve_accelerator
+    from ddsweep.pipeline.train.run import prepare_data
 
     accepted = []
 
@@ -149,7 +149,7 @@ def stub_train(tmp_path_factory):
         return 0
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline.train.run, "train_run", stub)
+        mp.setattr(ddsweep.pipeline.train.run, "train_run", stub)
         stub(Config())  # imports and the first dataset load happen here, not inside a timed example
         accepted.clear()
         yield accepted
@@ -246,7 +246,7 @@ SWEEP_LINES = ["method: grid", "method: [grid]", "parameters:", "  model.width:"
     hs.sampled_from([b"[1, 2]", b"42", b"null", b"", b"\xff\xfe\x00m", b"---\n---\n", b"- method: grid\n"])))
 def test_sweep_file_junk_is_rejected_in_one_line(tmp_path, fault_log, content):
     from ddsweep.errors import UserError
-    from pipeline.sweep.spec import expand, load_spec, validate_points
+    from ddsweep.pipeline.sweep.spec import expand, load_spec, validate_points
 
     path = tmp_path / "junk.yaml"
     path.write_bytes(content)

@@ -16,7 +16,7 @@ from faults_helpers import (TINY, WRAPPER, assert_same_run, cli, env, sigkill, t
                             wait_for)
 
 SWEEP_ARGS = [a for a in TINY if not a.startswith(("--model.width", "--train.epochs"))]
-NO_VALIDATION = "import pipeline.config as c; c.validate = lambda cfg: None"
+NO_VALIDATION = "import ddsweep.pipeline.config as c; c.validate = lambda cfg: None"
 
 
 def write_sweep(tmp_path: Path, widths: list, noise: list, epochs: int) -> Path:
@@ -54,7 +54,7 @@ class Sweep:
 
     def finish_here(self) -> None:
         """Resume in this process (its imports are done already), as `ddsweep sweep --resume DIR`."""
-        from pipeline.sweep import main as sweep_main
+        from ddsweep.pipeline.sweep import main as sweep_main
 
         assert sweep_main(["--resume", str(self.dir)]) == 0
 
@@ -81,7 +81,7 @@ class Sweep:
 
     def last_epochs(self) -> dict:
         """{run directory: the last epoch in its metrics.jsonl}."""
-        from pipeline.store.rundir import RunDir
+        from ddsweep.pipeline.store.rundir import RunDir
 
         out = {}
         for run in self.dir.glob("runs/*"):

@@ -12,7 +12,7 @@ import pytest
 from faults_helpers import TINY, WRAPPER, alive, assert_same_run, env, sigkill, train, wait_dead, wait_for
 
 from ddsweep.errors import UserError
-from pipeline.store.rundir import RunDir
+from ddsweep.pipeline.store.rundir import RunDir
 
 
 def test_second_process_is_refused_then_a_killed_holder_is_taken_over(interrupted, tmp_path, fault_log):
@@ -28,7 +28,7 @@ def test_second_process_is_refused_then_a_killed_holder_is_taken_over(interrupte
     try:
         wait_for(lambda: (run / "checkpoints" / f".last.ckpt.tmp{holder.pid}").exists(), holder)
         assert (run / ".lock").read_text().split()[0] == str(holder.pid)
-        second = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", *args], cwd=tmp_path, env=env(),
+        second = subprocess.run([sys.executable, "-m", "ddsweep", "train", *args], cwd=tmp_path, env=env(),
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
         assert second.returncode == 2, second.stdout + second.stderr
         lines = second.stderr.splitlines()

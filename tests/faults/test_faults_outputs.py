@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import cli
-from pipeline.store import outputs
+from ddsweep.pipeline import cli
+from ddsweep.pipeline.store import outputs
 
 SWEEP = {"method": "grid", "parameters": {"model.width": {"values": [1, 2]}},
          "command": ["${env}", "ddsweep", "train", "${args}"]}
@@ -124,7 +124,7 @@ def test_plane_out_paths_and_resolution(places, saved_run, tmp_path, monkeypatch
 
 
 def test_wandb_sync_hint_is_shell_quoted(tmp_path):
-    from pipeline.store.tracking import Tracker
+    from ddsweep.pipeline.store.tracking import Tracker
 
     run_dir = tmp_path / "a run; rm -rf x" / "it's"
     tracker = Tracker("disabled", project="p", entity=None, group=None, tags=[], run_dir=run_dir, run_id="i",

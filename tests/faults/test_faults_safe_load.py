@@ -13,7 +13,7 @@ import torch
 import yaml
 from faults_helpers import TINY, assert_same_run, copy_run, train
 
-from pipeline import cli
+from ddsweep.pipeline import cli
 
 
 class Payload:
@@ -47,7 +47,7 @@ def test_checkpoint_with_code_is_refused_and_run_falls_back(interrupted, tmp_pat
     last, marker = run / "checkpoints" / "last.ckpt", tmp_path / "pwned"
     plant_checkpoint(last, marker)
     if recorded:
-        from pipeline.store.rundir import RunDir, file_digest
+        from ddsweep.pipeline.store.rundir import RunDir, file_digest
 
         RunDir(run).remember_checkpoint(file_digest(last), 2, keep=10)
     fault_log.fault("pickle payload in checkpoint")
@@ -79,7 +79,7 @@ def test_plane_command_refuses_a_checkpoint_with_code(interrupted, tmp_path, cap
 
 
 TAGS = ["!!python/object/apply:os.mkdir [{m}]", "!!python/object/new:os.mkdir [{m}]",
-        "!!python/name:os.system", "!!python/object:pipeline.config.Config {{}}"]
+        "!!python/name:os.system", "!!python/object:ddsweep.pipeline.config.Config {{}}"]
 
 
 @pytest.mark.parametrize("tag", TAGS)
@@ -127,7 +127,7 @@ json.dump({"status": "finished", "metrics": {}}, open(os.path.join(run, "summary
 
 
 def test_sweep_values_reach_the_program_verbatim_never_a_shell(tmp_path, capsys, fault_log):
-    from pipeline.sweep import main as sweep_main
+    from ddsweep.pipeline.sweep import main as sweep_main
 
     markers = [tmp_path / f"m{i}" for i in range(7)]
     payloads = [f"$(mkdir {markers[0]})", f"; mkdir {markers[1]}", f"`mkdir {markers[2]}`",

@@ -12,7 +12,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from pipeline import cli
+from ddsweep.pipeline import cli
 
 # Each range starts where even the smallest part it sizes needs terabytes (defaults elsewhere).
 HUGE = {

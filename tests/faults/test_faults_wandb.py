@@ -133,7 +133,7 @@ def log(self, *args, **kwargs):
         raise ConnectionError("simulated network failure")
     return real_log(self, *args, **kwargs)
 Run.log = log
-from pipeline.cli import main
+from ddsweep.pipeline.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import (count_params, create_model, init_parameters, list_models, stack_state_dicts,
+from ddsweep.models import (count_params, create_model, init_parameters, list_models, stack_state_dicts,
                     unstack_state_dict)
 
 
@@ -103,7 +103,7 @@ def test_init_parameters_reinitializes_from_generators(models):
 
 
 def test_stem_is_affine_and_body_completes_the_forward(models):
-    """The measurement shortcut (pipeline.measure.evaluate.predict_affine) relies on the stem being
+    """The measurement shortcut (ddsweep.pipeline.measure.evaluate.predict_affine) relies on the stem being
     an affine map of the input and on body∘stem being the whole feature extractor."""
     name, fused, _ = models
     fused.eval()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.layers import (ACTIVATIONS, PBatchNorm2d, PConv2d, PLayerNorm, PLinear, SmeLU,
+from ddsweep.models.layers import (ACTIVATIONS, PBatchNorm2d, PConv2d, PLayerNorm, PLinear, SmeLU,
                            from_grouped, make_activation, round_channels, to_grouped)
 from ddsweep.errors import ConfigError
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models import (ACTIVATIONS, count_params, create_model, list_models, model_options,
+from ddsweep.models import (ACTIVATIONS, count_params, create_model, list_models, model_options,
                     register_model)
 from ddsweep.errors import ConfigError
 

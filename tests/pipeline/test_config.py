@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from pipeline.config import Config, known_keys, load_config, parse_override
+from ddsweep.pipeline.config import Config, known_keys, load_config, parse_override
 from ddsweep.errors import ConfigError
 
 
@@ -246,7 +246,7 @@ def test_huge_integers_are_refused(override, key):
 def test_the_largest_seed_seeds_every_generator_of_a_run():
     """2**63 - 1 is accepted, and it and its data-order stream (seed + an offset) seed torch."""
     import torch
-    from pipeline.train.network import seed_streams
+    from ddsweep.pipeline.train.network import seed_streams
 
     cfg = load_config(overrides=[f"--seeds=[0, {2**63 - 1}]", f"--data.noise.seed={2**63 - 1}"])
     init, order = seed_streams(cfg.seeds, "both")

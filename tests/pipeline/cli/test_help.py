@@ -1,7 +1,7 @@
 """Every command answers --help, and an unknown command is one line."""
 import pytest
 
-from pipeline.cli import main
+from ddsweep.pipeline.cli import main
 
 
 @pytest.mark.parametrize("command", ["train", "sweep", "report", "plane", "dashboard"])

@@ -1,10 +1,10 @@
 """`ddsweep plane` from saved runs, the 2-D input plane, and data-dependent family checks."""
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import load_config
+from ddsweep.pipeline.cli import main
+from ddsweep.pipeline.config import load_config
 from ddsweep.errors import ConfigError
-from pipeline.train.run import prepare_data, train_run
+from ddsweep.pipeline.train.run import prepare_data, train_run
 
 COMMON = ["--train.epochs=2", "--train.batch_size=256", "--planes.n_planes=4", "--planes.resolution=10",
           "--planes.agreement_triplets=3", "--planes.draw=1", "--planes.draw_resolution=20",

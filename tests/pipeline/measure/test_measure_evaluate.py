@@ -2,12 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from models import create_model, list_models
-from pipeline.measure.evaluate import (as_logits_fn, batched_logits, predict_affine, predict_labels,
+from ddsweep.models import create_model, list_models
+from ddsweep.pipeline.measure.evaluate import (as_logits_fn, batched_logits, predict_affine, predict_labels,
                                        split_metrics)
-from pipeline.measure.margin import geometric_steps, margins
-from pipeline.measure.planes import predict_planes
-from pipeline.measure.regions import segment_counts, triangle_label_maps
+from ddsweep.pipeline.measure.margin import geometric_steps, margins
+from ddsweep.pipeline.measure.planes import predict_planes
+from ddsweep.pipeline.measure.regions import segment_counts, triangle_label_maps
 
 
 class Stacked(nn.Module):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
+from ddsweep.pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
                                      geometric_steps, margin_summary, margins)
 
 D = 5
@@ -167,7 +167,7 @@ def test_margin_summary_leaves_dropped_points_out():
 
 def test_margin_config_keys():
     from ddsweep.errors import ConfigError
-    from pipeline.config import load_config
+    from ddsweep.pipeline.config import load_config
 
     cfg = load_config(overrides=["--margin.method=dbviz", "--margin.directions=3"])
     assert (cfg.margin.method, cfg.margin.directions) == ("dbviz", 3)

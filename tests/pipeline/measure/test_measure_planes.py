@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.measure.evaluate import as_logits_fn
-from pipeline.measure.planes import (
+from ddsweep.pipeline.measure.evaluate import as_logits_fn
+from ddsweep.pipeline.measure.planes import (
     degenerate_mask,
     is_degenerate,
     iter_plane_points,
@@ -13,7 +13,7 @@ from pipeline.measure.planes import (
     plane_grid,
     predict_planes,
 )
-from pipeline.measure.regions import count_regions, count_regions_batch
+from ddsweep.pipeline.measure.regions import count_regions, count_regions_batch
 
 SHAPE = (2, 3)  # a non-flat input shape, to exercise reshapes
 D = 6

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.measure.regions import (
+from ddsweep.pipeline.measure.regions import (
     count_regions,
     count_regions_batch,
     segment_counts,

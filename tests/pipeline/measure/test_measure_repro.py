@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from pipeline.measure.repro import (
+from ddsweep.pipeline.measure.repro import (
     disagreement_matrix,
     mean_over_pairs,
     pd_l1,

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from ddsweep.errors import ConfigError
-from pipeline.measure.planes import degenerate_mask
-from pipeline.measure.triplets import (
+from ddsweep.pipeline.measure.planes import degenerate_mask
+from ddsweep.pipeline.measure.triplets import (
     FAMILIES,
     FamilyUnavailableError,
     available_families,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from report_fixtures import EPOCHS, RATES, THRESHOLD, WIDTHS, curve_values, write_run, write_sweep
 
-from pipeline.report import analysis as A
-from pipeline.report.collect import load_sweep
+from ddsweep.pipeline.report import analysis as A
+from ddsweep.pipeline.report.collect import load_sweep
 
 
 def test_interpolation_threshold_is_the_smallest_width_that_fits():

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from report_fixtures import write_sweep
 
-from pipeline.report import build_report, main
+from ddsweep.pipeline.report import build_report, main
 
 FIGURES = ("errors", "errors_vs_params", "regions", "agreement", "regions_vs_gap",
            "epochwise_test_error", "planes_montage", "planes_seeds")

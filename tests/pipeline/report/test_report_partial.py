@@ -4,9 +4,9 @@ import json
 
 from report_fixtures import write_run, write_sweep
 
-from pipeline.report import build_report, main
-from pipeline.report.analysis import make_layout
-from pipeline.report.collect import load_sweep
+from ddsweep.pipeline.report import build_report, main
+from ddsweep.pipeline.report.analysis import make_layout
+from ddsweep.pipeline.report.collect import load_sweep
 
 
 def _partial_sweep(root):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import Config, known_keys, load_config
+from ddsweep.pipeline.config import Config, known_keys, load_config
 
 SWEEPS = Path(__file__).resolve().parents[3] / "sweeps"
 COMMAND = ["ddsweep", "train", "${args}"]
@@ -98,13 +98,13 @@ def test_preset_is_a_valid_wandb_grid_sweep(name):
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_preset_uses_known_keys_and_matches_its_paper(name):
-    from models import model_options
+    from ddsweep.models import model_options
 
     spec = _load(name)
     model = _setting(spec, "model.name")
     allowed = known_keys(Config()) | {f"model.{k}" for k in model_options(model)}
     try:
-        from data.sources import source_options
+        from ddsweep.data.sources import source_options
         allowed |= {f"data.{k}" for k in source_options(_setting(spec, "data.name"))}
     except ImportError:  # the data registry is not there yet: only its own keys are unchecked
         allowed |= {k for k in spec["parameters"] if k.startswith("data.")}
@@ -117,7 +117,7 @@ def test_preset_uses_known_keys_and_matches_its_paper(name):
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_every_grid_point_is_accepted_by_the_config(name):
     try:
-        from data import list_sources  # noqa: F401  (config validation needs the data registry)
+        from ddsweep.data import list_sources  # noqa: F401  (config validation needs the data registry)
     except ImportError:
         pytest.skip("the data registry (data.list_sources) is not available yet")
     points = list(_points(_load(name)))

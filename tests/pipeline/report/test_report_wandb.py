@@ -2,8 +2,8 @@
 import pytest
 from report_fixtures import write_sweep
 
-from pipeline.report import main
-from pipeline.report.wandb_summary import wandb_mode
+from ddsweep.pipeline.report import main
+from ddsweep.pipeline.report.wandb_summary import wandb_mode
 
 
 def test_wandb_offline_summary_run(tmp_path, monkeypatch, capsys):

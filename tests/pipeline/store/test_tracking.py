@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import wandb
 
-from pipeline.store.tracking import Tracker
+from ddsweep.pipeline.store.tracking import Tracker
 
 
 class RecordingRun:

@@ -10,9 +10,9 @@ import pytest
 import wandb
 import yaml
 
-from pipeline.cli import main
-from pipeline.sweep import dashboard as D
-from pipeline.sweep import online
+from ddsweep.pipeline.cli import main
+from ddsweep.pipeline.sweep import dashboard as D
+from ddsweep.pipeline.sweep import online
 
 WIDTHS = {"model.width": {"values": [2, 4, 8]}, "data.noise.rate": {"values": [0.0, 0.2]}}
 
@@ -222,7 +222,7 @@ def test_push_while_offline_is_one_line(tmp_path, offline, capsys):
 @pytest.fixture
 def new_online_sweep(monkeypatch, tmp_path):
     """`online.create_sweep` with W&B's sweep creation faked (no network)."""
-    from pipeline.sweep.spec import load_spec
+    from ddsweep.pipeline.sweep.spec import load_spec
 
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

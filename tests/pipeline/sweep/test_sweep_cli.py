@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sweep_helpers import GRID
 
-from pipeline.sweep import main
+from ddsweep.pipeline.sweep import main
 
 
 def test_help(capsys):
@@ -41,8 +41,8 @@ def test_bad_arguments_exit_2(tmp_path, write_sweep, extra, capsys):
 
 
 def test_through_the_ddsweep_cli(tmp_path, write_sweep, capsys, monkeypatch):
-    monkeypatch.setattr("pipeline.config.validate", lambda cfg: None)
-    from pipeline.cli import main as ddsweep
+    monkeypatch.setattr("ddsweep.pipeline.config.validate", lambda cfg: None)
+    from ddsweep.pipeline.cli import main as ddsweep
 
     assert ddsweep(["sweep", str(write_sweep(GRID)), "--dry-run", "--output", str(tmp_path / "o")]) == 0
     assert "6 point(s)" in capsys.readouterr().out

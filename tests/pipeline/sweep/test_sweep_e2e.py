@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.sweep import main
+from ddsweep.pipeline.sweep import main
 
 REPO = Path(__file__).resolve().parents[3]
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.y*ml"))
@@ -55,7 +55,7 @@ def test_real_sweep_killed_and_resumed_matches_uninterrupted(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY, sort_keys=False))
     env = dict(os.environ, WANDB_MODE="disabled", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    cli = [sys.executable, "-m", "pipeline.cli", "sweep", str(path), "--local", "--workers", "2"]
+    cli = [sys.executable, "-m", "ddsweep", "sweep", str(path), "--local", "--workers", "2"]
 
     reference = tmp_path / "reference"
     assert subprocess.run([*cli, "--output", str(reference)], cwd=REPO, env=env).returncode == 0

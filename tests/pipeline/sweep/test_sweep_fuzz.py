@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from ddsweep.errors import UserError
-from pipeline.sweep.spec import build_command, expand, load_spec, validate_points
+from ddsweep.pipeline.sweep.spec import build_command, expand, load_spec, validate_points
 
 KEYS = ["model.width", "data.noise.rate", "train.lr", "seeds", "model.name", "train.epochs", "bogus", "model",
         "output_dir", "", "train.optimizer"]

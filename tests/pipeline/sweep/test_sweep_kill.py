@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from sweep_helpers import GRID, final_metrics, read_state
 
-from pipeline.sweep import main
-from pipeline.sweep import state as st
+from ddsweep.pipeline.sweep import main
+from ddsweep.pipeline.sweep import state as st
 
 REPO = Path(__file__).resolve().parents[3]
 # The engine in its own process, as `ddsweep sweep` runs it; the training-config check is stubbed
 # so the process does not import the trainer (this test is about the engine's records).
-ENGINE = ("import sys, pipeline.config as c; c.validate = lambda cfg: None; "
-          "from pipeline.sweep import main; sys.exit(main(sys.argv[1:]))")
+ENGINE = ("import sys, ddsweep.pipeline.config as c; c.validate = lambda cfg: None; "
+          "from ddsweep.pipeline.sweep import main; sys.exit(main(sys.argv[1:]))")
 
 
 def start_engine(args: list[str], env: dict) -> subprocess.Popen:
@@ -54,7 +54,7 @@ def alive(pid: int) -> bool:
 def kill_and_resume(tmp_path, write_sweep, monkeypatch, kill_whens, interrupts_a_point=True) -> None:
     """Run the sweep in an engine process, SIGKILL it when each of `kill_whens(events)` holds,
     resume, and check the outcome against an uninterrupted sweep."""
-    monkeypatch.setattr("pipeline.config.validate", lambda cfg: None)
+    monkeypatch.setattr("ddsweep.pipeline.config.validate", lambda cfg: None)
     path = write_sweep(GRID)
     reference = tmp_path / "reference"
     assert main([str(path), "--local", "--output", str(reference), "--workers", "2"]) == 0

@@ -9,10 +9,10 @@ import yaml
 from sweep_helpers import GRID, final_metrics, read_state, statuses
 
 from ddsweep.errors import UserError
-from pipeline.sweep import main
-from pipeline.sweep import state as st
-from pipeline.sweep.local import LocalSweep, classify
-from pipeline.sweep.spec import load_spec
+from ddsweep.pipeline.sweep import main
+from ddsweep.pipeline.sweep import state as st
+from ddsweep.pipeline.sweep.local import LocalSweep, classify
+from ddsweep.pipeline.sweep.spec import load_spec
 
 
 def run(path, out_dir, *extra) -> int:

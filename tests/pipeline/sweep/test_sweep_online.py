@@ -8,7 +8,7 @@ import pytest
 import wandb
 from sweep_helpers import GRID
 
-from pipeline.sweep import main, online
+from ddsweep.pipeline.sweep import main, online
 
 
 class FakePopen:
@@ -67,7 +67,7 @@ def test_project_and_entity_come_from_the_file(tmp_path, write_sweep, logged_in,
 
 @pytest.mark.parametrize("how", ["--local", "offline", "no key", "--dry-run"])
 def test_local_engine_when_not_online(tmp_path, write_sweep, logged_in, monkeypatch, how):
-    monkeypatch.setattr("pipeline.config.validate", lambda cfg: None)
+    monkeypatch.setattr("ddsweep.pipeline.config.validate", lambda cfg: None)
     argv = [str(write_sweep({"model.width": {"values": [1]}})), "--output", str(tmp_path / "out")]
     if how.startswith("--"):
         argv.append(how)

@@ -15,8 +15,8 @@ import sys
 import pytest
 from sweep_helpers import GRID, read_state, statuses
 
-from pipeline.sweep import main
-from pipeline.sweep import state as st
+from ddsweep.pipeline.sweep import main
+from ddsweep.pipeline.sweep import state as st
 
 
 def run(path, out_dir, *extra) -> int:
@@ -102,8 +102,8 @@ def test_running_point_of_a_dead_engine_is_interrupted_and_rerun(tmp_path, write
     as_killed(out, [a["id"]])
     # no engine holds the directory: the listings call it interrupted, not running
     assert listing(out, capsys)[a["id"]] == "interrupted"
-    from pipeline.report.collect import load_sweep
-    from pipeline.report.cli import _mark_interrupted
+    from ddsweep.pipeline.report.collect import load_sweep
+    from ddsweep.pipeline.report.cli import _mark_interrupted
     sweep = load_sweep(out)
     _mark_interrupted(sweep)
     [listed] = [r for r in sweep.runs if r.name.endswith(a["id"])]
@@ -206,8 +206,8 @@ def test_shard_files_from_before_shards_json_set_the_count(tmp_path, write_sweep
 # ----------------------------------------------------------------------------- 7. one W&B group per sweep
 
 def test_points_get_the_sweep_as_their_wandb_group(tmp_path, write_sweep, monkeypatch):
-    from pipeline.sweep.local import LocalSweep
-    from pipeline.sweep.spec import load_spec
+    from ddsweep.pipeline.sweep.local import LocalSweep
+    from ddsweep.pipeline.sweep.spec import load_spec
 
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
     engine = LocalSweep(load_spec(write_sweep(GRID)), tmp_path / "mystudy", workers=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sweep_helpers import GRID, read_state
 
-from pipeline.sweep import main, online, slurm
-from pipeline.sweep.spec import load_spec
+from ddsweep.pipeline.sweep import main, online, slurm
+from ddsweep.pipeline.sweep.spec import load_spec
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import yaml
 from sweep_helpers import GRID
 
 from ddsweep.errors import UserError
-from pipeline.sweep.spec import (DEFAULT_COMMAND, Point, SweepSpec, build_command, config_args, expand,
+from ddsweep.pipeline.sweep.spec import (DEFAULT_COMMAND, Point, SweepSpec, build_command, config_args, expand,
                                  load_spec, make_point, propose, validate_points)
 
 REPO = Path(__file__).resolve().parents[3]
@@ -229,10 +229,10 @@ def test_ddsweep_resolves_to_this_python_and_overrides_come_last(tmp_path):
                            "command": ["${env}", "${program}", "train", "${args}"]})
     spec = spec_of(tmp_path, text, overrides=["--train.epochs=1"])
     argv = build_command(spec, expand(spec)[1], ["--output_dir=o", "--run_name=r"])
-    assert argv == ["/usr/bin/env", sys.executable, "-m", "pipeline.cli", "train", "--model.width=4",
+    assert argv == ["/usr/bin/env", sys.executable, "-m", "ddsweep", "train", "--model.width=4",
                     "--train.epochs=5", "--train.epochs=1", "--output_dir=o", "--run_name=r"]
     # the override wins in the training config, and sweep.yaml carries it in the command
-    from pipeline.config import load_config
+    from ddsweep.pipeline.config import load_config
     assert load_config(None, config_args(spec, expand(spec)[1])[1]).train.epochs == 1
     assert spec.effective()["command"][-1] == "--train.epochs=1"
 
@@ -253,7 +253,7 @@ SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml")) + sorted((REPO / "sweeps"
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.name)
 def test_every_sweep_file_is_valid_and_expands(path, tmp_path, capsys):
-    from pipeline.sweep import main
+    from ddsweep.pipeline.sweep import main
 
     spec = load_spec(path)
     if spec.method != "bayes":
@@ -262,5 +262,5 @@ def test_every_sweep_file_is_valid_and_expands(path, tmp_path, capsys):
         validate_points(spec, points)
     assert main([str(path), "--dry-run", "--max-points", "3", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "pipeline.cli train" in out or spec.config.get("program") not in (None, "ddsweep")
+    assert "ddsweep train" in out or spec.config.get("program") not in (None, "ddsweep")
     assert not (tmp_path / "out").exists()  # a dry run writes nothing

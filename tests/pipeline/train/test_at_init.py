@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from train_helpers import checkpoint_epoch, rows, summary, train
 
-from pipeline.train.epoch import EpochCommit
-from pipeline.train.measurement import log_epochs
+from ddsweep.pipeline.train.epoch import EpochCommit
+from ddsweep.pipeline.train.measurement import log_epochs
 
 AT_INIT = ["--planes.at_init=true", "--train.checkpoint_every=1"]
 

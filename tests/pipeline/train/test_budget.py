@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ddsweep.errors import ConfigError
-from pipeline.config import load_config
-from pipeline.train.budget import (Need, blame, check_data_size, check_run_size, data_need, label_map_need,
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.budget import (Need, blame, check_data_size, check_run_size, data_need, label_map_need,
                                    logits_need, parameter_need, per_sample_activations, segment_need, total)
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,7 +61,7 @@ def test_per_sample_activations_on_the_meta_device():
 
 
 def test_default_run_fits_and_huge_sizes_are_refused_naming_the_key():
-    from pipeline.train.run import prepare_data
+    from ddsweep.pipeline.train.run import prepare_data
 
     cfg = load_config(overrides=["--wandb=disabled"])
     dataset, _, _ = prepare_data(cfg)
@@ -86,7 +86,7 @@ def test_huge_data_is_refused_before_it_is_generated():
 
 
 def test_a_million_seeds_are_refused_before_anything_is_written(tmp_path):
-    from pipeline.train.run import train_run
+    from ddsweep.pipeline.train.run import train_run
 
     cfg = load_config(overrides={"seeds": list(range(10**6)), "output_dir": str(tmp_path / "runs"),
                                  "wandb": "disabled"})
@@ -98,7 +98,7 @@ def test_a_million_seeds_are_refused_before_anything_is_written(tmp_path):
 
 def test_train_refuses_an_impossible_width_in_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--model.width=10000000",
+    proc = subprocess.run([sys.executable, "-m", "ddsweep", "train", "--model.width=10000000",
                            f"--output_dir={out}", "--wandb=disabled"], cwd=REPO, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
                                "WANDB_MODE": "disabled", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},

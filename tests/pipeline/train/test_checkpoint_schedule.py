@@ -8,9 +8,9 @@ import pytest
 from train_helpers import checkpoint_epoch, rows, summary, train, weights
 
 from ddsweep.errors import ConfigError
-from pipeline.config import load_config
-from pipeline.store.rundir import RunDir
-from pipeline.train.epoch import EpochCommit
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.store.rundir import RunDir
+from ddsweep.pipeline.train.epoch import EpochCommit
 
 
 class FakeClock:

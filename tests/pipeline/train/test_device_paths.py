@@ -7,8 +7,8 @@ import json
 import pytest
 
 from bench.gpu_check import write_cifar_files
-from models import list_models
-from pipeline.cli import main
+from ddsweep.models import list_models
+from ddsweep.pipeline.cli import main
 
 # Per family: extra overrides that keep it tiny (1 epoch, width 1-2, 48 images).
 FAMILIES = {

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from ddsweep.errors import ConfigError
-from models import create_model
-from models.layers import PConv2d, channels_last_
-from pipeline.config import load_config
-from pipeline.train import device as D
+from ddsweep.models import create_model
+from ddsweep.models.layers import PConv2d, channels_last_
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train import device as D
 
 
 def train_cfg(**kw):

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.train.run import train_run
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.run import train_run
 
 TINY = ["--train.epochs=2", "--train.batch_size=128", "--planes.n_planes=2", "--planes.resolution=8",
         "--planes.agreement_triplets=2", "--planes.draw=1", "--planes.draw_resolution=16",

@@ -9,12 +9,12 @@ import torch
 import yaml
 
 from bench.gpu_check import write_cifar_files
-from pipeline.cli import main
-from pipeline.cli.plane import load_run
-from pipeline.measure.evaluate import as_logits_fn
-from pipeline.measure.planes import predict_planes
-from pipeline.measure.regions import count_regions_batch, segment_counts
-from pipeline.train import measurement as M
+from ddsweep.pipeline.cli import main
+from ddsweep.pipeline.cli.plane import load_run
+from ddsweep.pipeline.measure.evaluate import as_logits_fn
+from ddsweep.pipeline.measure.planes import predict_planes
+from ddsweep.pipeline.measure.regions import count_regions_batch, segment_counts
+from ddsweep.pipeline.train import measurement as M
 
 # mlpk k=64 (on the flattened images) after one epoch: enough boundaries on these planes that bf16
 # autocast moves some pixels of its label maps (checked below), so an fp32 equality tells the two

@@ -11,9 +11,9 @@ from test_device_paths import FAMILIES, TINY
 from test_fp32_measurement import ARGS, recomputed
 
 from bench.gpu_check import write_cifar_files
-from models.layers import channels_last_
-from pipeline.cli import main
-from pipeline.cli.plane import load_run
+from ddsweep.models.layers import channels_last_
+from ddsweep.pipeline.cli import main
+from ddsweep.pipeline.cli.plane import load_run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

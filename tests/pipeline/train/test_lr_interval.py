@@ -8,12 +8,12 @@ import lightning as L
 import pytest
 import torch
 
-from data import DDDataModule, apply_label_noise, load_source
-from pipeline.config import load_config
-from pipeline.train.device import DevicePlan
-from pipeline.train.module import DDModule
-from pipeline.train.network import build_network
-from pipeline.train.trainer import build_trainer
+from ddsweep.data import DDDataModule, apply_label_noise, load_source
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.device import DevicePlan
+from ddsweep.pipeline.train.module import DDModule
+from ddsweep.pipeline.train.network import build_network
+from ddsweep.pipeline.train.trainer import build_trainer
 
 
 class LearningRates(L.Callback):

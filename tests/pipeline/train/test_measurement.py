@@ -3,12 +3,12 @@ import json
 
 import torch
 
-from pipeline.config import load_config
-from pipeline.measure.evaluate import as_logits_fn
-from pipeline.measure.regions import summarize, triangle_counts
-from pipeline.train.measurement import draw_indices
-from pipeline.cli.plane import find_run, load_run
-from pipeline.train.run import train_run
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.measure.evaluate import as_logits_fn
+from ddsweep.pipeline.measure.regions import summarize, triangle_counts
+from ddsweep.pipeline.train.measurement import draw_indices
+from ddsweep.pipeline.cli.plane import find_run, load_run
+from ddsweep.pipeline.train.run import train_run
 
 TINY = ["--data.name=digits", "--model.name=mlpk", "--model.width=6", "--train.epochs=2",
         "--train.batch_size=512", "--data.noise.rate=0.2", "--planes.n_planes=3", "--planes.resolution=16",
@@ -39,7 +39,7 @@ def test_triangles_are_off_by_default(tmp_path):
 
 def test_each_draw_has_its_own_stream():
     """Adding a triplet family (or turning the 1-D count off) leaves every other draw unchanged."""
-    from pipeline.train.run import prepare_data
+    from ddsweep.pipeline.train.run import prepare_data
 
     base = [*TINY, "--planes.agreement_triplets=5", "--regions1d.pairs=4"]
     draws = {}

@@ -11,9 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline.config import load_config
+from ddsweep.pipeline.config import load_config
 from ddsweep.errors import UserError
-from pipeline.train.run import train_run
+from ddsweep.pipeline.train.run import train_run
 
 REPO = Path(__file__).resolve().parents[3]
 SMALL = ["--data.name=digits", "--model.name=mlpk", "--model.width=8", "--train.epochs=3",
@@ -28,7 +28,7 @@ def run_cli(args, tmp_path, env_extra=None):
     env.pop("WANDB_MODE", None)
     env.pop("WANDB_API_KEY", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "ddsweep", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -122,7 +122,7 @@ def test_deterministic_on_cpu(tmp_path):
 
 
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
-    from pipeline.train.epoch import EpochCommit
+    from ddsweep.pipeline.train.epoch import EpochCommit
 
     every_epoch = ["--train.checkpoint_every=1"]  # the default checkpoints by wall time: too rare here
     _, full = _train(tmp_path, "full", every_epoch)

@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from data import DeviceBatches, load_source
-from models import unstack_state_dict
-from pipeline.config import load_config
-from pipeline.train.network import build_network, seed_streams
-from pipeline.train.run import train_run
+from ddsweep.data import DeviceBatches, load_source
+from ddsweep.models import unstack_state_dict
+from ddsweep.pipeline.config import load_config
+from ddsweep.pipeline.train.network import build_network, seed_streams
+from ddsweep.pipeline.train.run import train_run
 
 BASE = ["--data.name=digits", "--model.width=8", "--train.epochs=2", "--train.batch_size=256",
         "--planes.n_planes=3", "--planes.resolution=10", "--planes.agreement_triplets=5", "--planes.draw=0",

@@ -11,14 +11,14 @@ import time
 
 from train_helpers import REPO, TINY, checkpoint_epoch, rows, summary, train, weights
 
-from pipeline.train.run import EXIT_INTERRUPTED
+from ddsweep.pipeline.train.run import EXIT_INTERRUPTED
 
 # The real `ddsweep train`, made to wait after recording epoch 2 until a stop signal has arrived
 # (and to say so in a file), so the test signals it mid-run without any timing assumption.
 WAIT_AT_EPOCH_2 = """
 import sys, time
 from pathlib import Path
-from pipeline.train.epoch import EpochCommit
+from ddsweep.pipeline.train.epoch import EpochCommit
 record = EpochCommit.record
 def waiting_record(self, row, images):
     record(self, row, images)
@@ -27,7 +27,7 @@ def waiting_record(self, row, images):
         while self.stop.signum is None:
             time.sleep(0.02)
 EpochCommit.record = waiting_record
-from pipeline.cli import main
+from ddsweep.pipeline.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -63,7 +63,7 @@ def test_sigusr1_checkpoints_the_epoch_and_the_resume_equals_an_uninterrupted_ru
 def test_sigterm_during_a_step_stops_after_that_epoch_with_its_checkpoint(tmp_path, monkeypatch):
     """Lightning's own SIGTERM handling would stop after the current batch, losing the epoch: the
     run takes SIGTERM back when training starts."""
-    from pipeline.train.module import DDModule
+    from ddsweep.pipeline.train.module import DDModule
 
     step = DDModule.training_step
 

@@ -14,8 +14,8 @@ TINY = ["--data.name=digits", "--model.name=mlpk", "--model.width=8", "--train.e
 
 def train(out: Path, name: str, extra=()) -> tuple[int, Path]:
     """One real run in this process: (exit code, run directory)."""
-    from pipeline.config import load_config
-    from pipeline.train.run import train_run
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.train.run import train_run
 
     cfg = load_config(overrides=[*TINY, *extra, f"--output_dir={out}", f"--run_name={name}"])
     return train_run(cfg, verbose=False), Path(out) / name

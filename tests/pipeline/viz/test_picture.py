@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.viz.picture import (
+from ddsweep.pipeline.viz.picture import (
     ANCHOR_LABEL,
     DISAGREE_COLOR,
     DISAGREE_LABEL,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pipeline.viz.picture import (
+from ddsweep.pipeline.viz.picture import (
     DISAGREE_COLOR,
     DISAGREE_LABEL,
     MISLABELED_LABEL,
@@ -13,7 +13,7 @@ from pipeline.viz.picture import (
     class_colors,
     describe_plane,
 )
-from pipeline.viz.plots import draw, montage, save_figure
+from ddsweep.pipeline.viz.plots import draw, montage, save_figure
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 R = 120

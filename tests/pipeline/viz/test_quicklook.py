@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.viz.picture import (
+from ddsweep.pipeline.viz.picture import (
     ANCHOR_LABEL,
     DARKEN,
     DISAGREE_LABEL,
@@ -14,7 +14,7 @@ from pipeline.viz.picture import (
     describe_plane,
     plane_extent,
 )
-from pipeline.viz.quicklook import HATCH, Picture, draw, to_pixel
+from ddsweep.pipeline.viz.quicklook import HATCH, Picture, draw, to_pixel
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 NO_ANCHORS = dict(class_names=NAMES, anchor_labels=[], anchor_mislabeled=[], num_classes=10)
