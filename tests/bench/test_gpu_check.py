@@ -45,7 +45,7 @@ def test_tiny_smoke_step(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["pass"] and result["steps_passed"] == {"smoke": True, "pytest": True}
     runs = result["smoke"]["runs"]
-    assert "nakkiran2019_resnet18k/k1" in runs and all(r["pass"] and len(r["epoch_s"]) == 2 for r in runs.values())
+    assert "nakkiran2019_resnet18k/k1" in runs and all(r["pass"] and len(r["epoch_s"]) >= 2 for r in runs.values())  # + epoch 0 with planes.at_init
     assert {"total_s", "within_budget", "device"} <= set(result)
 
 
