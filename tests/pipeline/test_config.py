@@ -199,9 +199,10 @@ def test_an_override_with_a_newline_stays_one_line():
 @pytest.mark.parametrize("override, allowed", [
     ("--bogus=1", "data, margin, model, output_dir, planes, regions1d, repro, run_name, seeds, train, wandb"),
     ("--data.noise.bogus=1", "kind, rate, seed"),
-    ("--train.bogus=1", "accelerator, batch_size, checkpoint_every, checkpoint_minutes, compile, compile_mode, "
-                        "devices, epochs, eval_batch_size, eval_every, fuse_seeds, lr, momentum, optimizer, "
-                        "precision, schedule, schedule_interval, schedule_step, strategy, weight_decay"),
+    ("--train.bogus=1", "accelerator, batch_size, channels_last, checkpoint_every, checkpoint_minutes, compile, "
+                        "compile_mode, deterministic, devices, epochs, eval_batch_size, eval_every, fuse_seeds, lr, "
+                        "momentum, optimizer, precision, schedule, schedule_interval, schedule_step, strategy, "
+                        "weight_decay"),
 ])
 def test_an_unknown_key_lists_every_key_of_its_section(override, allowed):
     with pytest.raises(ConfigError) as err:
