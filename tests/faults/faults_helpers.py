@@ -150,3 +150,20 @@ def wait_dead(pids, timeout: float = 10.0) -> None:
         while alive(pid):
             assert time.monotonic() < deadline, f"process {pid} outlived the kill"
             time.sleep(0.02)
+
+
+def cli_in_process(argv: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of `ddsweep ARGV` run in this process, stdout discarded; argparse's
+    SystemExit counts as its exit code."""
+    import contextlib
+    import io
+
+    from ddsweep.pipeline import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+    return code, err.getvalue()

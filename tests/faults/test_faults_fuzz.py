@@ -13,12 +13,11 @@ files and state files) and asks the same of each: exit code 2, one line, no trac
 run."""
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 from datetime import timedelta
 
 import pytest
+from faults_helpers import cli_in_process
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
@@ -209,14 +208,9 @@ def test_train_accepts_or_rejects_in_one_line(stub_train, tmp_path, fault_log, o
         argv += ["--config", str(path)]
     argv += [token for _, token in overrides]
     argv += [f"--output_dir={tmp_path / 'runs'}"]
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
+    code, stderr = cli_in_process(argv)
     fault_log.case()
-    text = err.getvalue()
+    text = stderr
     assert "Traceback" not in text, text
     assert code in (0, 2), (argv, code, text)
     fault_log.outcome(f"train config {'accepted' if code == 0 else 'rejected'}")
@@ -363,14 +357,9 @@ def test_bad_sweep_report_plane_command_lines_end_in_one_line(places, tmp_path, 
         path.write_text(junk[0][5:])
         argv = [str(path) if t == junk[0] else t for t in argv]
     argv = expand_tokens(argv, places)
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
+    code, stderr = cli_in_process(argv)
     fault_log.case()
-    text = err.getvalue()
+    text = stderr
     assert "Traceback" not in text, (argv, text)
     assert code == 2, (argv, code, text)
     lines = text.splitlines()

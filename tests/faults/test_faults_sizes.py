@@ -5,14 +5,12 @@ naming one of the keys given, before it writes anything: never a traceback, neve
 The real `train_run` runs (nothing is stubbed), so an example that got past the checks would train."""
 from __future__ import annotations
 
-import contextlib
-import io
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from ddsweep.pipeline import cli
+from faults_helpers import cli_in_process
 
 # Each range starts where even the smallest part it sizes needs terabytes (defaults elsewhere).
 HUGE = {
@@ -40,15 +38,10 @@ def test_sizes_that_cannot_fit_are_refused_in_one_line(tmp_path, fault_log, size
     argv = ["train", f"--model.name={model}", f"--output_dir={tmp_path / 'runs'}", "--wandb=disabled"]
     argv += ["--data.name=gaussians"] if gaussian else []
     argv += [f"--{key}={value}" for key, value in sizes.items()]
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
+    code, stderr = cli_in_process(argv)
     fault_log.case()
     fault_log.outcome("bad size rejected" if code == 2 else "bad size NOT rejected")
-    text = err.getvalue()
+    text = stderr
     assert "Traceback" not in text, text
     lines = text.splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("ddsweep: error: "), (argv, code, text)
