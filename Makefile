@@ -9,7 +9,7 @@ export WANDB_SILENT ?= true
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv --clear .venv  # a half-made venv is made again
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)

@@ -107,6 +107,9 @@ class Augment:
 class DeviceBatches:
     """Iterable over one epoch of training batches: yields (x [S, B, *in_shape], y [S, B]).
 
+    `y` is [N] (every slot trains on the same labels) or [S, N] (slot s on its own labels y[s]:
+    the seeds of fused sweep points with different label noise, ddsweep.pipeline.train.group).
+
     Slot s reads the data in the order `shuffle_order(N, window, g)` with g seeded by
     (order_seeds[s], epoch); `augment` (if any) draws from a generator on x's device seeded the
     same way. Orders are computed once per epoch and moved to x's device; iteration itself does
@@ -119,8 +122,10 @@ class DeviceBatches:
             raise DataError(f"data.batch_size: must be a positive integer, got {batch_size!r}")
         if len(order_seeds) == 0:
             raise ValueError("order_seeds must name at least one seed slot")
-        if x.shape[0] != y.shape[0] or x.device != y.device:
+        if x.shape[0] != y.shape[-1] or y.dim() not in (1, 2) or x.device != y.device:
             raise ValueError(f"x {tuple(x.shape)} on {x.device} and y {tuple(y.shape)} on {y.device} do not match")
+        if y.dim() == 2 and y.shape[0] != len(order_seeds):
+            raise ValueError(f"labels for {y.shape[0]} slots, order seeds for {len(order_seeds)}")
         shuffle_order(1, window, torch.Generator())  # validates window
         self.x, self.y = x, y
         self.batch_size, self.window, self.augment = batch_size, window, augment
@@ -157,14 +162,21 @@ class DeviceBatches:
                 for s in self.unique_seeds
             ]
         num_slots, num_unique = len(self.order_seeds), len(self.unique_seeds)
+        per_slot = self.y.dim() == 2
+        slots = torch.arange(num_slots, device=self.x.device)[:, None]  # [S, 1]
         for start in range(0, self.x.shape[0], self.batch_size):
             idx = orders[:, start : start + self.batch_size]  # [U, B]
-            xs, ys = self.x[idx], self.y[idx]  # [U, B, *in_shape], [U, B]
+            xs = self.x[idx]  # [U, B, *in_shape]
             if generators is not None:
                 xs = torch.stack([self.augment(xs[u], generators[u]) for u in range(num_unique)])
+            if per_slot:  # slot s: its own labels at its own order
+                ys = self.y[slots, idx[self.slot_source]]  # [S, B]
+            else:
+                ys = self.y[idx]  # [U, B]
             if num_unique == 1:
-                yield xs.expand(num_slots, *xs.shape[1:]), ys.expand(num_slots, -1)
+                xs = xs.expand(num_slots, *xs.shape[1:])
+                yield xs, ys if per_slot else ys.expand(num_slots, -1)
             elif num_unique == num_slots and self.unique_seeds == self.order_seeds:
                 yield xs, ys
             else:
-                yield xs[self.slot_source], ys[self.slot_source]
+                yield xs[self.slot_source], ys if per_slot else ys[self.slot_source]

@@ -39,7 +39,7 @@ class DDDataModule(L.LightningDataModule):
 
     def __init__(self, dataset: Dataset, labels: NoisyLabels, *, batch_size: int,
                  order_seeds: list[int], window: int | None, augment: Augment | None,
-                 device: torch.device | str | None = "cpu"):
+                 device: torch.device | str | None = "cpu", slot_labels: torch.Tensor | None = None):
         super().__init__()
         if labels.noisy.shape[0] != dataset.x_train.shape[0]:
             raise ValueError(f"{labels.noisy.shape[0]} labels for {dataset.x_train.shape[0]} train points")
@@ -48,7 +48,10 @@ class DDDataModule(L.LightningDataModule):
                 f"data.augment: crop and flip need image inputs [C, H, W]; {dataset.name} inputs are "
                 f"{list(dataset.in_shape)}; turn them off"
             )
+        if slot_labels is not None and tuple(slot_labels.shape) != (len(order_seeds), dataset.x_train.shape[0]):
+            raise ValueError(f"slot_labels {tuple(slot_labels.shape)}: need one row of labels per order seed")
         self.dataset, self.labels = dataset, labels
+        self.slot_labels = slot_labels  # [S, N]: slot s trains on slot_labels[s] (fused sweep points)
         self.batch_size = batch_size
         self.order_seeds, self.window, self.augment = list(order_seeds), window, augment
         self.device = None if device is None else torch.device(device)  # None: the trainer's device
@@ -66,6 +69,8 @@ class DDDataModule(L.LightningDataModule):
             "y_clean": to(self.labels.clean), "changed": to(self.labels.changed),
             "x_test": to(self.dataset.x_test), "y_test": to(self.dataset.y_test),
         }
+        if self.slot_labels is not None:
+            self._tensors["y_slots"] = to(self.slot_labels)
 
     @property
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -76,6 +81,6 @@ class DDDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DeviceBatches:
         t = self.tensors
         return _TrainerEpochBatches(
-            self, x=t["x_train"], y=t["y_noisy"], batch_size=self.batch_size, order_seeds=self.order_seeds,
+            self, x=t["x_train"], y=t.get("y_slots", t["y_noisy"]), batch_size=self.batch_size, order_seeds=self.order_seeds,
             window=self.window, augment=self.augment,
         )

@@ -34,10 +34,20 @@ def train_main(argv: list[str]) -> int:
                + "\n--wandb=disabled is short for --wandb.mode=disabled.")
     parser.add_argument("--config", help="YAML file with config sections (model, data, train, ...)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--group", metavar="FILE",
+                        help="train several runs that differ only in data.noise.rate, seeds and run_name as one "
+                             "fused network (each its own run directory and W&B run): a YAML/JSON list of "
+                             "mappings of those keys. A list --data.noise.rate=[0,0.1,0.2] does the same")
     args, overrides = parser.parse_known_args(argv)
 
     from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.train.group import group_configs
 
+    cfgs = group_configs(args.config, overrides, args.group)
+    if cfgs is not None:
+        from ddsweep.pipeline.train.group import train_group
+
+        return train_group(cfgs, argv=["ddsweep", "train", *argv], verbose=not args.quiet)
     cfg = load_config(args.config, overrides)
     from ddsweep.pipeline.train.run import train_run
 

@@ -59,10 +59,13 @@ def warn(message: str) -> None:
 
 
 class Tracker:
-    """A W&B run that can fail without taking the training run with it."""
+    """A W&B run that can fail without taking the training run with it. `concurrent`: one of several
+    runs open at once in this process (a fused group's), each its own W&B run; `agent_run`: this
+    run is the one a W&B agent started this process for (False for a group's other members)."""
 
     def __init__(self, mode: str, *, project: str, entity: str | None, group: str | None, tags: list,
-                 run_dir: Path, run_id: str, name: str, config: dict):
+                 run_dir: Path, run_id: str, name: str, config: dict, concurrent: bool = False,
+                 agent_run: bool = True):
         self.mode = mode
         self.run = None
         self.run_dir = Path(run_dir)
@@ -76,8 +79,11 @@ class Tracker:
             self.mode = "disabled"
             return
         kwargs = dict(project=project, entity=entity, group=group, tags=list(tags) or None,
-                      dir=str(self.run_dir), name=name, config=config, resume="allow", reinit=True)
-        if not os.environ.get("WANDB_SWEEP_ID"):  # a W&B agent chooses the run id itself
+                      dir=str(self.run_dir), name=name, config=config, resume="allow",
+                      reinit="create_new" if concurrent else True)
+        # A W&B agent chooses the id of the run it started (`agent_run`); the other runs of a fused
+        # group in that process take their own ids
+        if not (agent_run and os.environ.get("WANDB_SWEEP_ID")):
             kwargs["id"] = run_id
         self.run = self._init(mode, kwargs)
         if self.run is not None:

@@ -178,13 +178,18 @@ class EpochCommit:
         checkpoint["ddsweep"] = {"epochs_completed": epochs_completed, "config": self.config_hash,
                                  "state_digest": state_digest(checkpoint)}
 
-    def checkpoint(self, trainer: L.Trainer, epoch: int) -> None:
+    def checkpoint(self, trainer: L.Trainer, epoch: int, write=None) -> None:
+        """Write checkpoints/last.ckpt: the trainer's full state (optimizer, loops, callbacks), or
+        what `write(path)` saves there (a fused group's slice of it for this run)."""
         directory = self.run_dir.checkpoints
         last, prev = directory / "last.ckpt", directory / "prev.ckpt"
         tmp = directory / f".last.ckpt.tmp{os.getpid()}"
         try:
             self.run_dir.sync_metrics()  # every row the checkpoint covers is on disk first
-            trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, callbacks
+            if write is None:
+                trainer.save_checkpoint(tmp, weights_only=False)
+            else:
+                write(tmp)
             digest = file_digest(tmp, sync=True)
         except OSError as err:
             tmp.unlink(missing_ok=True)
@@ -265,8 +270,9 @@ class EpochEnd(L.Callback):
 
     def __init__(self, commit: EpochCommit, measurement, *, targets: Targets, seeds: list[int],
                  static: dict, eval_every: int, eval_batch_size: int, at_init: bool = False,
-                 verbose: bool = True):
+                 verbose: bool = True, view=None):
         self.commit = commit
+        self.view = view  # None: the whole network; a fused group's member: its SlotView
         self.measurement = measurement  # None when planes, 1-D regions and margins are off
         self.targets = targets
         self.seeds = list(seeds)
@@ -289,15 +295,12 @@ class EpochEnd(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         self.commit.stop.install()  # back from Lightning, which took SIGTERM when fit began
-        if self.at_init and trainer.current_epoch == 0:  # > 0: resumed from a checkpoint
-            self._record(trainer, pl_module, epoch=0, last=False, step_loss=None)
+        self.start(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
         last = epoch == trainer.max_epochs
-        step_loss = pl_module.step_loss()
-        self._record(trainer, pl_module, epoch, last, step_loss)
-        bad = [s for s, v in zip(self.seeds, step_loss.tolist()) if not math.isfinite(v)]
+        bad = self.end_epoch(trainer, pl_module)
         if bad:
             raise Diverged(epoch, bad)
         stop = self.commit.stop.name  # read once: a signal arriving after this waits for the next epoch
@@ -306,8 +309,23 @@ class EpochEnd(L.Callback):
         if stop and not last:
             raise Interrupted(stop, epoch)
 
+    def start(self, trainer: L.Trainer, pl_module) -> None:
+        """The epoch-0 row (planes.at_init) of a run that starts from scratch."""
+        if self.at_init and trainer.current_epoch == 0:  # > 0: resumed from a checkpoint
+            self._record(trainer, pl_module, epoch=0, last=False, step_loss=None)
+
+    def end_epoch(self, trainer: L.Trainer, pl_module) -> list[int]:
+        """Record the epoch that just ended; the seeds whose training loss is not finite."""
+        epoch = trainer.current_epoch + 1
+        step_loss = pl_module.step_loss()
+        if self.view is not None:
+            step_loss = step_loss[self.view.slots]
+        self._record(trainer, pl_module, epoch, epoch == trainer.max_epochs, step_loss)
+        return [s for s, v in zip(self.seeds, step_loss.tolist()) if not math.isfinite(v)]
+
     def _record(self, trainer: L.Trainer, pl_module, epoch: int, last: bool, step_loss) -> None:
-        net, seeds = pl_module.net, self.seeds
+        net = pl_module.net if self.view is None else self.view.network()
+        seeds = self.seeds
         row: dict = {"epoch": epoch, "step": trainer.global_step}
         if step_loss is not None:
             row.update(name_per_seed("train/loss_steps", step_loss, seeds))
@@ -324,7 +342,8 @@ class EpochEnd(L.Callback):
         row["time"] = round(time.perf_counter() - self._start, 3)
         self.commit.record(row, images)
         if self.verbose:
-            print(_line(row, trainer.max_epochs), flush=True)
+            label = f"{self.view.label}: " if self.view is not None else ""
+            print(label + _line(row, trainer.max_epochs), flush=True)
 
 
 def _line(row: dict, max_epochs: int) -> str:

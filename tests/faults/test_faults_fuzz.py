@@ -307,7 +307,7 @@ def choice(*groups):
 
 # each fault alone makes the command line wrong; noise is anything else, right or wrong
 sweep_fault = choice(
-    ["--output", "<FILE>"], ["--output", "<FILE>/sub/dir"], ["--output", "<CLASH>/index.html/x"],
+    ["--output", "<FILE>"], ["--output", "<FILE>/sub/dir"], ["--output", "<VALID>/x"],
     ["--resume", "<NOWHERE>"], ["--resume", "<FILE>"], ["--resume", "<EMPTY>"], ["--resume", "<STATE0>"],
     ["--resume", "<FILE>", "--output", "<EMPTY>"], ["--workers", "0"], ["--workers", "x"], ["--max-points", "-1"],
     ["--seed", "x"], ["--seed", "-2"], ["--agents", "0"], ["--shard", "0/2"], ["--shard", "3/2"], ["--shard", "a"],
