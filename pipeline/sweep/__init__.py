@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "each, sharing DIR)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the file, print the points and their commands, run nothing")
+    p.add_argument("--no-fuse-points", dest="fuse", action="store_false",
+                   help="run every point as its own process; by default points that differ only in "
+                        "data.noise.rate and seeds train as one fused network (same results, each its own run)")
     g = p.add_argument_group("SLURM (through submitit)")
     g.add_argument("--slurm", action="store_true", help="submit --agents N jobs instead of running here")
     g.add_argument("--partition", metavar="P", help="SLURM partition")
@@ -137,11 +140,12 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
                                   timeout_min=args.timeout_min, extra=_pairs(args.slurm_param), wait=args.wait)
         return slurm.submit(spec, sweep_dir, opts, use_wandb=use_wandb, seed=args.seed,
                             max_points=args.max_points, workers=args.workers, retry_failed=args.retry_failed,
-                            resume=args.resume is not None)
+                            resume=args.resume is not None, fuse=args.fuse)
     if use_wandb:
-        return online.run(spec, sweep_dir, agents=args.agents, max_points=args.max_points)
+        return online.run(spec, sweep_dir, agents=args.agents, max_points=args.max_points, fuse=args.fuse)
     engine = local.LocalSweep(spec, sweep_dir, seed=args.seed, max_points=args.max_points, workers=args.workers,
-                              shard=shard, retry_failed=args.retry_failed, resume=args.resume is not None)
+                              shard=shard, retry_failed=args.retry_failed, resume=args.resume is not None,
+                              fuse=args.fuse)
     return engine.dry_run() if args.dry_run else engine.run()
 
 

@@ -51,6 +51,7 @@ from ddsweep.pipeline.store.rundir import atomic_write_text, remove_temporaries
 from ddsweep.pipeline.sweep import state as st
 from ddsweep.pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)
+from ddsweep.pipeline.sweep.fuse import describe, group_command, group_file_text, point_groups
 from ddsweep.pipeline.train.device import detect_gpus, gpu_for_slot
 
 POLL_S = 0.2
@@ -62,10 +63,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Job:
-    point: Point
+    points: list[Point]  # one point, or the points of a fused group (one process)
     proc: subprocess.Popen
     slot: int
     started: float
+    log: Path  # the process's output (a group's: its first point's log)
 
 
 def default_sweep_dir(file: str | Path) -> Path:
@@ -122,7 +124,7 @@ class LocalSweep:
     def __init__(self, spec: SweepSpec, sweep_dir: str | Path, *, seed: int | None = None,
                  max_points: int | None = None, workers: int | None = None,
                  shard: tuple[int, int] | None = None, retry_failed: bool = False,
-                 validate: bool = True, resume: bool = False, out=None, err=None):
+                 validate: bool = True, resume: bool = False, fuse: bool = True, out=None, err=None):
         self.spec = spec
         self.dir = Path(sweep_dir)
         self.seed_arg, self.max_points_arg = seed, max_points
@@ -130,6 +132,8 @@ class LocalSweep:
         self.shard = shard
         self.retry_failed = retry_failed
         self.validate = validate
+        self.fuse = fuse  # points that differ only in noise rate and seeds train as one fused group
+        self.groups: list[list[Point]] = []
         self.resume = resume  # seed and max_points not given: the directory's, not the defaults
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -162,6 +166,7 @@ class LocalSweep:
             self.points = expand(self.spec, self.seed, self.max_points)
             if self.validate:
                 validate_points(self.spec, self.points)
+        self.groups = point_groups(self.spec, self.points, self.fuse and self.spec.method != "bayes")
         ids = {p.id for p in self.points}
         mine = {p.id for p in self.mine()}
         self.notes, alive = [], {}
@@ -248,10 +253,22 @@ class LocalSweep:
         return not alive[label]
 
     def mine(self) -> list[Point]:
+        """This engine's points: all, or its shard's (by the index of each group's first point)."""
         if self.shard is None:
             return self.points
         i, n = self.shard
-        return [p for p in self.points if p.index % n == i - 1]
+        first = {p.id: g[0].index for g in self.groups for p in g}
+        return [p for p in self.points if first.get(p.id, p.index) % n == i - 1]
+
+    def my_groups(self, todo: bool = False) -> list[list[Point]]:
+        """This engine's groups (only their points still to run, with `todo`)."""
+        mine = {p.id for p in self.mine()}
+        out = []
+        for group in self.groups:
+            group = [p for p in group if p.id in mine and (not todo or self.records[p.id]["status"] in st.TODO)]
+            if group:
+                out.append(group)
+        return out
 
     def counts(self) -> dict:
         return dict(collections.Counter(self.records[p.id]["status"] for p in self.mine()))
@@ -325,10 +342,10 @@ class LocalSweep:
     def _loop(self) -> int:
         from tqdm import tqdm
 
-        queue = collections.deque(p for p in self.mine() if self.records[p.id]["status"] in st.TODO)
+        queue = collections.deque(self.my_groups(todo=True))
         total = self._cap() if self.spec.method == "bayes" else len(self.mine())
         done = sum(self.records[p.id]["status"] in st.DONE for p in self.mine())
-        self._header(len(queue))
+        self._header(sum(len(g) for g in queue))
         for note in self.notes:
             self._print(note)
         start = time.monotonic()
@@ -344,10 +361,10 @@ class LocalSweep:
                 for slot in range(self.workers):
                     if slot in self._running or self._stop:
                         continue
-                    point = queue.popleft() if queue else self._propose()
-                    if point is None:
+                    group = queue.popleft() if queue else self._propose()
+                    if group is None:
                         break
-                    self._launch(point, slot)
+                    self._launch(group if isinstance(group, list) else [group], slot)
                 if not self._running and not queue:
                     break
                 self.bar.set_postfix_str(self._postfix(), refresh=False)
@@ -381,37 +398,53 @@ class LocalSweep:
         metrics = summary.get("metrics")
         return metrics if isinstance(metrics, dict) else {}
 
-    def _launch(self, point: Point, slot: int) -> None:
-        rec = self.records[point.id]
+    def _launch(self, points: list[Point], slot: int) -> None:
+        """Start one point, or a fused group of points as one process writing to its first point's log."""
+        recs = [self.records[p.id] for p in points]
         root = self.dir.resolve()
-        json_text = args_json(self.spec, point)
-        json_file = None
-        if json_text is not None:
-            json_file = root / "args" / f"{point.id}.json"
-            json_file.parent.mkdir(exist_ok=True)
-            atomic_write_text(json_file, json_text)
-        argv = build_command(self.spec, point, [f"--output_dir={root / 'runs'}", f"--run_name={point.id}"],
-                             json_file)
-        rec.update(status="running", attempts=rec["attempts"] + 1, args=argv, started=st.now(), ended=None,
-                   returncode=None, error=None, seconds=None, host=socket.gethostname(),
-                   shard=st.shard_name(self.shard) or None, updated=time.time())
-        log = self.dir / rec["log"]
+        if len(points) > 1:
+            group_file = root / "args" / f"{points[0].id}.group.json"
+            group_file.parent.mkdir(exist_ok=True)
+            atomic_write_text(group_file, group_file_text(self.spec, points))
+            argv = group_command(self.spec, points, str(root / "runs"), group_file)
+        else:
+            json_text = args_json(self.spec, points[0])
+            json_file = None
+            if json_text is not None:
+                json_file = root / "args" / f"{points[0].id}.json"
+                json_file.parent.mkdir(exist_ok=True)
+                atomic_write_text(json_file, json_text)
+            argv = build_command(self.spec, points[0], [f"--output_dir={root / 'runs'}",
+                                                        f"--run_name={points[0].id}"], json_file)
+        started = st.now()
+        for rec in recs:
+            rec.update(status="running", attempts=rec["attempts"] + 1, args=argv, started=started, ended=None,
+                       returncode=None, error=None, seconds=None, host=socket.gethostname(),
+                       shard=st.shard_name(self.shard) or None, updated=time.time(),
+                       fused_with=[p.id for p in points] if len(points) > 1 else None)
+        log = self.dir / recs[0]["log"]
         try:
+            for rec in recs[1:]:
+                with open(self.dir / rec["log"], "ab") as fh:
+                    fh.write(f"# ddsweep sweep: attempt {rec['attempts']} at {started}: fused with "
+                             f"{points[0].id}; its output is in {log}\n".encode())
             with open(log, "ab") as fh:
-                fh.write(f"# ddsweep sweep: attempt {rec['attempts']} at {rec['started']}: "
+                fh.write(f"# ddsweep sweep: attempt {recs[0]['attempts']} at {started}: "
                          f"{shlex.join(argv)}\n".encode())
                 fh.flush()
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                                         env=self._env(slot), close_fds=True, preexec_fn=_child_setup())
         except OSError as err:
-            rec.update(status="failed", returncode=None, error=f"cannot start {argv[0]}: {err.strerror or err}",
-                       ended=st.now(), pid=None, updated=time.time())
+            for point, rec in zip(points, recs):
+                rec.update(status="failed", returncode=None, error=f"cannot start {argv[0]}: {err.strerror or err}",
+                           ended=st.now(), pid=None, updated=time.time())
+                self.bar.update(1)
+                self._print(f"{self._progress()} {point.id}: failed: {rec['error']}")
             self.save()
-            self.bar.update(1)
-            self._print(f"{self._progress()} {point.id}: failed: {rec['error']}")
             return
-        rec["pid"] = proc.pid
-        self._running[slot] = Job(point, proc, slot, time.monotonic())
+        for rec in recs:
+            rec["pid"] = proc.pid
+        self._running[slot] = Job(points, proc, slot, time.monotonic(), log)
         self.save()
 
     def _env(self, slot: int) -> dict:
@@ -428,25 +461,28 @@ class LocalSweep:
         return env
 
     def _finish(self, job: Job, interrupted: bool = False) -> None:
-        rec = self.records[job.point.id]
+        """Record how each of the job's points ended, from its own summary.json."""
         rc = job.proc.returncode
-        summary = st.read_summary(self.dir / rec["run_dir"])
-        status, error = classify(rc, summary, self.dir / rec["log"], self.dir / rec["run_dir"])
         seconds = round(time.monotonic() - job.started, 3)
-        if interrupted and status != "finished":
-            status, error = "interrupted", f"stopped by {signal.Signals(self._stop).name}"
-        rec.update(status=status, returncode=rc, error=error, ended=st.now(), seconds=seconds, pid=None,
-                   updated=time.time())
-        self.save()
-        if status == "interrupted":
-            return
-        self.bar.update(1)
-        line = f"{self._progress()} {job.point.id}: {status}"
-        if status == "finished":
-            line += f"  {self._metric_text(summary)}"
-        else:
-            line += f" (exit {rc}): {error}  log: {self.dir / rec['log']}"
-        self._print(f"{line}  {fmt_duration(seconds)}")
+        for point in job.points:
+            rec = self.records[point.id]
+            summary = st.read_summary(self.dir / rec["run_dir"])
+            point_rc = member_returncode(rc, summary) if len(job.points) > 1 else rc
+            status, error = classify(point_rc, summary, job.log, self.dir / rec["run_dir"])
+            if interrupted and status != "finished":
+                status, error = "interrupted", f"stopped by {signal.Signals(self._stop).name}"
+            rec.update(status=status, returncode=rc, error=error, ended=st.now(), seconds=seconds, pid=None,
+                       updated=time.time())
+            self.save()
+            if status == "interrupted":
+                continue
+            self.bar.update(1)
+            line = f"{self._progress()} {point.id}: {status}"
+            if status == "finished":
+                line += f"  {self._metric_text(summary)}"
+            else:
+                line += f" (exit {rc}): {error}  log: {job.log}"
+            self._print(f"{line}  {fmt_duration(seconds)}")
 
     def _metric_text(self, summary: dict | None) -> str:
         metrics = (summary or {}).get("metrics") or {}
@@ -519,6 +555,8 @@ class LocalSweep:
         gpus = f", GPUs {','.join(self.gpus)}" if self.gpus else ""
         self._print(f"sweep {self.spec.name}: {self.spec.method}, {total} points, {todo} to run, "
                     f"{self.workers} worker(s) x {self.threads} thread(s){gpus} -> {where}{self.dir}")
+        if describe(self.my_groups()):
+            self._print(describe(self.my_groups()))
 
     def _final(self, seconds: float) -> int:
         if self._stop:
@@ -562,11 +600,29 @@ class LocalSweep:
             self.records.setdefault(nxt.id, st.new_record(nxt, f"runs/{nxt.id}", f"logs/{nxt.id}.log"))
         for note in self.notes:
             self._print(note)
-        for p in points:
+        shown = {p.id for p in points}
+        groups = [g for g in self.groups if g[0].id in shown] + [[p] for p in points if p.id not in
+                                                                  {q.id for g in self.groups for q in g}]
+        if describe(groups):
+            self._print(describe(groups))
+        for group in groups:
+            p = group[0]
+            if len(group) > 1:
+                argv = group_command(self.spec, group, str(root / "runs"), root / "args" / f"{p.id}.group.json")
+                names = ", ".join(f"{q.id} [{self.records[q.id]['status']}]" for q in group)
+                self._print(f"fused {names}: {shlex.join(argv)}")
+                continue
             json_file = root / "args" / f"{p.id}.json" if args_json(self.spec, p) is not None else None
             argv = build_command(self.spec, p, [f"--output_dir={root / 'runs'}", f"--run_name={p.id}"], json_file)
             self._print(f"{p.id} [{self.records[p.id]['status']}]: {shlex.join(argv)}")
         return 0
+
+
+def member_returncode(rc: int | None, summary: dict | None) -> int | None:
+    """The exit code a fused group's point would have had alone, from its own summary.json (the
+    group's process exits with its worst point's code)."""
+    status = (summary or {}).get("status")
+    return {"finished": 0, "diverged": EXIT_DIVERGED, "interrupted": EXIT_INTERRUPTED}.get(status, rc)
 
 
 def classify(rc: int | None, summary: dict | None, log: Path, run_dir: Path) -> tuple[str, str | None]:
@@ -646,12 +702,12 @@ def _child_setup():
 
 
 def run_shard(sweep_dir: str, shard: tuple[int, int], workers: int | None = None,
-              retry_failed: bool = False) -> dict:
+              retry_failed: bool = False, fuse: bool = True) -> dict:
     """One shard of a sweep directory, as a SLURM job runs it: the sweep comes from its sweep.yaml,
     whose points the submitting process has validated (so the job does not import the trainer)."""
     sweep_dir = Path(sweep_dir)
     spec = load_spec(sweep_dir / st.SWEEP_FILE)
     engine = LocalSweep(spec, sweep_dir, workers=workers, shard=shard, retry_failed=retry_failed, validate=False,
-                        resume=True)
+                        resume=True, fuse=fuse)
     rc = engine.run()
     return {"shard": list(shard), "returncode": rc, "counts": engine.counts()}

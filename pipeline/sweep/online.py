@@ -25,15 +25,21 @@ from ddsweep.pipeline.sweep.local import PROJECT_ROOT, check_sweep_dir, write_sw
 from ddsweep.pipeline.sweep.spec import SweepSpec
 from ddsweep.pipeline.sweep.wandb_project import SWEEP_ID_FILE, is_online, project_entity  # noqa: F401 - re-exported
 
-def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None) -> dict:
+def wandb_config(spec: SweepSpec, sweep_dir: Path, max_points: int | None, fuse: bool = True) -> dict:
+    """The sweep as W&B's server runs it: run directories under this sweep directory, and (`fuse`)
+    the noise rates of a grid as one fused group per agent run (ddsweep.pipeline.sweep.fuse)."""
+    from ddsweep.pipeline.sweep.fuse import fused_wandb_config
+
     config = spec.effective()
+    if fuse:
+        config = fused_wandb_config(config, spec)
     config["command"] = spec.command + [f"--output_dir={sweep_dir / 'runs'}"]
     if max_points is not None:
         config["run_cap"] = min(config.get("run_cap", max_points), max_points)
     return config
 
 
-def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None) -> str:
+def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None, fuse: bool = True) -> str:
     """ENTITY/PROJECT/ID of this directory's W&B sweep, created on first use."""
     check_sweep_dir(spec, sweep_dir)
     saved = st.read_json(sweep_dir / SWEEP_ID_FILE)
@@ -42,7 +48,7 @@ def create_sweep(spec: SweepSpec, sweep_dir: Path, max_points: int | None = None
     import wandb
 
     project, entity = project_entity(spec)
-    sweep_id = wandb.sweep(wandb_config(spec, sweep_dir, max_points), entity=entity, project=project)
+    sweep_id = wandb.sweep(wandb_config(spec, sweep_dir, max_points, fuse), entity=entity, project=project)
     path = f"{entity or default_entity()}/{project}/{sweep_id}"
     write_sweep_file(spec, sweep_dir)
     st.write_state(sweep_dir / SWEEP_ID_FILE, {"sweep": path, "file": spec.name})
@@ -74,10 +80,11 @@ def agent_env() -> dict:
     return env
 
 
-def run(spec: SweepSpec, sweep_dir: Path, *, agents: int = 1, max_points: int | None = None, out=None) -> int:
+def run(spec: SweepSpec, sweep_dir: Path, *, agents: int = 1, max_points: int | None = None, fuse: bool = True,
+        out=None) -> int:
     """Create (or reuse) the W&B sweep, print the agent line, and run `agents` agents here."""
     out = out or sys.stdout
-    path = create_sweep(spec, sweep_dir, max_points)
+    path = create_sweep(spec, sweep_dir, max_points, fuse)
     print(f"W&B sweep {path} ({spec.name} -> {sweep_dir}). Run more agents on other machines with:\n"
           f"  wandb agent {path}", file=out, flush=True)
     return launch_agents(path, agents)

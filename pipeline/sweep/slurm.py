@@ -59,21 +59,21 @@ def executor_for(sweep_dir: Path, opts: SlurmOptions):
 
 def submit(spec: SweepSpec, sweep_dir: Path, opts: SlurmOptions, *, use_wandb: bool, seed: int | None = None,
            max_points: int | None = None, workers: int | None = None, retry_failed: bool = False,
-           resume: bool = False, out=None) -> int:
+           resume: bool = False, fuse: bool = True, out=None) -> int:
     out = out or sys.stdout
     if use_wandb:
-        path = online.create_sweep(spec, sweep_dir, max_points)
+        path = online.create_sweep(spec, sweep_dir, max_points, fuse=fuse)
         calls = [(online.run_agent, (path,)) for _ in range(opts.jobs)]
         print(f"W&B sweep {path}; other machines can join with:\n  wandb agent {path}", file=out, flush=True)
     else:
         engine = LocalSweep(spec, sweep_dir, seed=seed, max_points=max_points, workers=workers,
-                            retry_failed=retry_failed, resume=resume, out=out)
+                            retry_failed=retry_failed, resume=resume, fuse=fuse, out=out)
         if spec.method == "bayes":
             raise UserError(f"{spec.name}: method: bayes needs W&B online to run across SLURM jobs; "
                             "use method: grid or random, or log in to W&B")
         engine.initialize()
         shared = str(sweep_dir.resolve())
-        calls = [(run_shard, (shared, (k + 1, opts.jobs), workers, retry_failed)) for k in range(opts.jobs)]
+        calls = [(run_shard, (shared, (k + 1, opts.jobs), workers, retry_failed, fuse)) for k in range(opts.jobs)]
     executor = executor_for(sweep_dir, opts)
     with executor.batch():
         jobs = [executor.submit(fn, *args) for fn, args in calls]
