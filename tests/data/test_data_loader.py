@@ -168,3 +168,21 @@ def test_cuda_batches_stay_on_device_without_host_sync():
     cpu = DeviceBatches(x.cpu(), y.cpu(), batch_size=16, order_seeds=[0, 1, 1], window=None, augment=None)
     gpu = DeviceBatches(x, y, batch_size=16, order_seeds=[0, 1, 1], window=None, augment=None)
     assert all(torch.equal(c[1], g[1].cpu()) for c, g in zip(cpu, gpu))  # orders are device-independent
+
+
+@pytest.mark.parametrize("order_seeds", [[5, 5, 5], [1, 2, 3], [1, 1, 2]])
+def test_per_slot_labels_follow_each_slots_own_order(order_seeds):
+    """y [S, N]: slot s reads its own labels y[s] at its own data order (fused runs' noise levels)."""
+    n = 23
+    x = torch.arange(n, dtype=torch.float32)[:, None]  # x's value is its index
+    y = torch.stack([torch.arange(n) * (s + 1) for s in range(3)])  # slot s: label = index * (s + 1)
+    slots = DeviceBatches(x, y, batch_size=5, order_seeds=order_seeds, window=None, augment=None)
+    shared = DeviceBatches(x, y[0], batch_size=5, order_seeds=order_seeds, window=None, augment=None)
+    for (xs, ys), (xs0, ys0) in zip(slots, shared, strict=True):
+        assert ys.shape == xs.shape[:2] == ys0.shape
+        index = xs[..., 0].long()  # [S, B]
+        for s in range(3):
+            assert torch.equal(ys[s], index[s] * (s + 1))
+        assert torch.equal(xs, xs0) and torch.equal(ys[0], ys0[0])
+    with pytest.raises(ValueError, match="2 slots"):
+        DeviceBatches(x, y[:2], batch_size=5, order_seeds=order_seeds, window=None, augment=None)
