@@ -51,6 +51,7 @@ TINY_BENCH_ARGS = ["--quick", "--widths", "1"]
 SMOKE_IMAGES = (2560, 1000)  # train, test: enough for 1,000 triplets of three distinct classes
 TINY_SMOKE = {"planes.n_planes": 2, "planes.resolution": 6, "planes.agreement_triplets": 2, "planes.draw": 1,
               "planes.draw_resolution": 8, "regions1d.pairs": 2, "regions1d.points": 8, "train.batch_size": 32}
+TINY_MARGIN = {"margin.points": 2, "margin.directions": 2, "margin.steps": 4}  # for presets that measure margins
 
 
 # ----------------------------------------------------------------------------- CIFAR files
@@ -161,6 +162,8 @@ def smoke_run(name: str, point: dict, data_root: Path, out: Path, tiny: bool) ->
                  "run_name": f"{name}-k{point['model.width']}"}
     if tiny:
         overrides.update(TINY_SMOKE)
+        if point.get("margin.points"):
+            overrides.update(TINY_MARGIN)
     args = ["train", "--quiet"] + [_arg(k, v) for k, v in overrides.items() if v is not None]
     run_dir = out / overrides["run_name"]
     start = time.perf_counter()
