@@ -176,3 +176,46 @@ def train_reference(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epochs:
             torch.cuda.synchronize(device)
         results.append(EpochResult(time.perf_counter() - start, train_loss, train_acc, test_loss, test_acc))
     return results
+
+
+def train_tensor_loop(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epochs: int,
+                      device: str | torch.device = "cpu") -> list[EpochResult]:
+    """A lean plain loop: the data as tensors on the device, a randperm and slices per epoch, no
+    per-batch host sync (the loss is summed on the device), the test set evaluated every
+    `train.eval_every` epochs in eval_batch_size chunks. What a careful researcher writes for data
+    that fits in memory (MNIST-1D, digits); no augmentation."""
+    if cfg.data.augment.crop or cfg.data.augment.flip:
+        raise ValueError("train_tensor_loop: no augmentation; use train_reference")
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(cfg, dataset, seed).to(device)
+    x, y = dataset.x_train.to(device), noisy_labels.to(device)
+    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    batch = cfg.train.batch_size
+    steps = math.ceil(len(y) / batch)
+    opt, sched = build_optimizer(cfg, model, steps)
+    results = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y), generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(steps):
+            idx = order[i * batch:(i + 1) * batch]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total += loss.detach()
+        test_loss = test_acc = math.nan
+        if (epoch + 1) % cfg.train.eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                chunk = cfg.train.eval_batch_size
+                out = torch.cat([model(x_test[i:i + chunk]) for i in range(0, len(y_test), chunk)])
+                test_loss = F.cross_entropy(out, y_test).item()
+                test_acc = (out.argmax(dim=1) == y_test).float().mean().item()
+        results.append(EpochResult(time.perf_counter() - start, total.item() / steps, math.nan, test_loss, test_acc))
+    return results

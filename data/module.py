@@ -13,6 +13,12 @@ from ddsweep.data.sources import Dataset
 from ddsweep.errors import DataError
 
 
+# Mini-batches per Lightning training_step call (see ddsweep.pipeline.train.module), and the most
+# bytes of inputs one call's chunk may hold
+STEPS_PER_CALL = 16
+CHUNK_BYTES = 64 << 20
+
+
 class _TrainerEpochBatches(DeviceBatches):
     """DeviceBatches that take the epoch from the trainer each time iteration starts, so every
     epoch reshuffles and a resumed run replays the epochs it resumes at. (Lightning calls
@@ -29,11 +35,28 @@ class _TrainerEpochBatches(DeviceBatches):
         trainer = self._datamodule.trainer
         if trainer is not None:
             self.set_epoch(trainer.current_epoch)
-        yield from self._epoch(self.epoch)
+        chunk: list = []
+        for pair in self._epoch(self.epoch):
+            chunk.append(pair)
+            if len(chunk) == self.steps_per_call:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    @property
+    def steps_per_call(self) -> int:
+        """Consecutive mini-batches per chunk: STEPS_PER_CALL, fewer when their inputs would pass CHUNK_BYTES."""
+        per_batch = len(self.order_seeds) * self.batch_size * self.x[0].numel() * self.x.element_size()
+        return max(1, min(STEPS_PER_CALL, CHUNK_BYTES // max(per_batch, 1)))
+
+    def __len__(self) -> int:
+        return -(-super().__len__() // self.steps_per_call)
 
 
 class DDDataModule(L.LightningDataModule):
-    """Train batches: (x [S, B, *in_shape], y_noisy [S, B]), S = len(order_seeds). Every tensor
+    """Train batches: chunks of consecutive mini-batches (x [S, B, *in_shape], y_noisy [S, B]),
+    S = len(order_seeds), one chunk per Lightning training_step (STEPS_PER_CALL). Every tensor
     (train and test sets, noisy and clean labels) is resident on the device (`tensors`), where the
     run's epoch record evaluates them."""
 

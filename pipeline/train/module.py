@@ -7,6 +7,13 @@ the same trajectories as S separate runs.
 
 The module logs nothing, writes nothing and evaluates nothing: the run's epoch record
 (ddsweep.pipeline.train.epoch) evaluates the network and measures it at the end of each epoch.
+
+Steps per Lightning call. Lightning's per-batch machinery (hooks, closures, progress counters)
+costs about as much as a whole step of a small network on a CPU, so the data module hands
+`training_step` a chunk of consecutive mini-batches (data.module.STEPS_PER_CALL at most) and the
+module takes one optimizer step per mini-batch itself (manual optimization): the same steps on the
+same batches in the same order as one step per call, with the learning-rate schedule stepped after
+every optimizer step (`step`) or set from the epoch at the start of each epoch (`epoch`).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class DDModule(L.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.register_buffer("_step_loss_sum", torch.zeros(len(seeds)), persistent=False)
         self._step_count = 0
+        self.automatic_optimization = False  # several optimizer steps per Lightning call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -44,13 +52,30 @@ class DDModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._step_loss_sum.zero_()
         self._step_count = 0
+        scheduler = self._scheduler("epoch")
+        if scheduler is not None:  # the rate of epoch e is factor(e), also right after a resume
+            while scheduler.last_epoch < self.trainer.current_epoch:
+                scheduler.step()
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss, _ = self.model_step(x, y)
-        self._step_loss_sum += loss.detach()  # stays on the device: no host sync per step
-        self._step_count += 1
-        return loss.sum()
+        """One optimizer step per mini-batch of `batch`: a list of (x, y) pairs, or one pair."""
+        optimizer = self.optimizers()
+        scheduler = self._scheduler("step")
+        for x, y in batch if isinstance(batch, list) else [batch]:
+            loss, _ = self.model_step(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss.sum())
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            self._step_loss_sum += loss.detach()  # stays on the device: no host sync per step
+            self._step_count += 1
+
+    def _scheduler(self, interval: str):
+        """The learning-rate schedule when it is stepped at `interval`, else None."""
+        if self.hp.schedule_interval != interval or not self.trainer.lr_scheduler_configs:
+            return None
+        return self.trainer.lr_scheduler_configs[0].scheduler
 
     def step_loss(self) -> torch.Tensor:
         """Mean mini-batch training loss of this epoch per seed [S] (augmented data, train mode)."""

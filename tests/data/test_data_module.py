@@ -29,12 +29,14 @@ class Recorder(L.LightningModule):
         return torch.einsum("sbf,sfc->sbc", x.flatten(2), self.weight)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        if batch_idx == 0:
-            self.first_batches.append(x.clone())
-        self.train_indices.append((self.current_epoch, x[:, :, 0, 0, 0].long().clone()))
-        logits = self(x)
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+        assert isinstance(batch, list)  # a chunk of consecutive mini-batches (data.module.STEPS_PER_CALL)
+        losses = []
+        for i, (x, y) in enumerate(batch):
+            if batch_idx == 0 and i == 0:
+                self.first_batches.append(x.clone())
+            self.train_indices.append((self.current_epoch, x[:, :, 0, 0, 0].long().clone()))
+            losses.append(torch.nn.functional.cross_entropy(self(x).flatten(0, 1), y.flatten()))
+        return sum(losses)
 
 
     def configure_optimizers(self):
@@ -97,3 +99,21 @@ def test_resume_from_checkpoint_replays_the_next_epoch(tmp_path):
     trainer.fit(resumed, datamodule=datamodule, ckpt_path=path)
     assert len(resumed.first_batches) == 1
     assert torch.equal(resumed.first_batches[0], uninterrupted.first_batches[2])
+
+
+def test_chunks_hold_every_mini_batch_once_in_order_and_respect_the_byte_cap(monkeypatch):
+    import ddsweep.data.module as M
+
+    dataset = tiny_image_dataset(n=12)
+    labels = apply_label_noise(dataset.y_train, 3, kind="symmetric", rate=0.0, seed=0)
+    datamodule = DDDataModule(dataset, labels, batch_size=2, order_seeds=[0, 1], window=None, augment=None)
+    plain = DeviceBatches(datamodule.tensors["x_train"], datamodule.tensors["y_noisy"], batch_size=2,
+                          order_seeds=[0, 1], window=None, augment=None)
+    for steps, cap, sizes in ((16, 1 << 20, [6]), (4, 1 << 20, [4, 2]), (16, 2 * 2 * 16 * 4 * 3, [3, 3])):
+        monkeypatch.setattr(M, "STEPS_PER_CALL", steps)
+        monkeypatch.setattr(M, "CHUNK_BYTES", cap)
+        loader = datamodule.train_dataloader()
+        chunks = list(loader)
+        assert [len(c) for c in chunks] == sizes and len(loader) == len(sizes)
+        pairs = [pair for chunk in chunks for pair in chunk]
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(pairs, plain, strict=True))

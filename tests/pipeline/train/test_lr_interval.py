@@ -20,8 +20,9 @@ class LearningRates(L.Callback):
     def __init__(self):
         self.per_step: list[float] = []
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.per_step.append(trainer.optimizers[0].param_groups[0]["lr"])
+    def on_train_start(self, trainer, pl_module):  # the rate each optimizer step uses
+        trainer.optimizers[0].register_step_pre_hook(
+            lambda opt, args, kwargs: self.per_step.append(opt.param_groups[0]["lr"]))
 
 
 def learning_rates(interval: str) -> list[float]:
@@ -51,3 +52,31 @@ def test_per_epoch_cosine_is_constant_within_each_epoch():
 def test_per_step_cosine_moves_every_step():
     assert learning_rates("step") == pytest.approx([0.05 * (1 + math.cos(math.pi * t / 8)) for t in range(8)],
                                                    abs=1e-12)
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_a_resumed_schedule_continues_where_it_stopped(tmp_path, monkeypatch, interval):
+    """Stopped after epoch 2 and resumed, a cosine run trains on as one uninterrupted run: the module
+    steps the schedule itself (manual optimization), so a checkpoint must carry it right."""
+    import signal
+
+    from train_helpers import rows, train, weights
+
+    from ddsweep.pipeline.train.epoch import EpochCommit
+
+    extra = ["--train.epochs=4", "--train.schedule=cosine", f"--train.schedule_interval={interval}",
+             "--train.optimizer=sgd", "--train.lr=0.5"]
+    record = EpochCommit.record
+
+    def stop_at_2(self, row, images):
+        record(self, row, images)
+        if row["epoch"] == 2:
+            self.stop.signum = signal.SIGTERM
+
+    with monkeypatch.context() as m:
+        m.setattr(EpochCommit, "record", stop_at_2)
+        assert train(tmp_path, "part", extra)[0] == 75
+    code, part = train(tmp_path, "part", extra)
+    _, full = train(tmp_path, "full", extra)
+    assert code == 0 and rows(part) == rows(full) and [r["epoch"] for r in rows(full)] == [1, 2, 3, 4]
+    assert all(torch.equal(weights(part)[k], weights(full)[k]) for k in weights(full))
