@@ -30,7 +30,7 @@ def cpu():
 t0, c0 = time.perf_counter(), cpu()
 from ddsweep.pipeline.config import load_config
 from ddsweep.pipeline.train.run import prepare_data
-import lightning, ddsweep.pipeline.train.epoch, ddsweep.pipeline.train.module, ddsweep.pipeline.train.trainer, data.module
+import lightning, ddsweep.pipeline.train.epoch, ddsweep.pipeline.train.module, ddsweep.pipeline.train.trainer, ddsweep.data.module
 t1, c1 = time.perf_counter(), cpu()
 prepare_data(load_config(overrides=json.loads(sys.argv[1])))
 t2, c2 = time.perf_counter(), cpu()

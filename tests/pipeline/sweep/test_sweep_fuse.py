@@ -133,3 +133,12 @@ def test_fused_and_separate_sweeps_give_the_same_runs(tmp_path):
                  for line in (base / "runs" / run.name / "metrics.jsonl").read_text().splitlines()]
                 for base in (tmp_path / "fused", tmp_path / "apart")]
         assert rows[0] == rows[1] and len(rows[0]) == 3, run.name
+
+
+def test_the_wandb_sweep_is_created_fused_unless_turned_off(tmp_path):
+    from ddsweep.pipeline.sweep.online import wandb_config
+
+    spec = load_spec(sweep_file(tmp_path, GRID))
+    fused, apart = wandb_config(spec, tmp_path, None), wandb_config(spec, tmp_path, None, fuse=False)
+    assert fused["parameters"]["data.noise.rate"] == {"value": [0.0, 0.2]}
+    assert apart["parameters"]["data.noise.rate"] == GRID["data.noise.rate"]

@@ -77,7 +77,7 @@ def test_online_jobs_each_run_a_wandb_agent(tmp_path, write_sweep, monkeypatch, 
     FakeExecutor.instances = []
     monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
     monkeypatch.setattr(online, "is_online", lambda: True)
-    monkeypatch.setattr(online, "create_sweep", lambda spec, d, m=None: "me/dd/xyz")
+    monkeypatch.setattr(online, "create_sweep", lambda spec, d, m=None, fuse=True: "me/dd/xyz")
     argv = [str(write_sweep(GRID)), "--slurm", "--agents", "3", "--partition", "gpu", "--gpus-per-job", "4",
             "--timeout-min", "90", "--slurm-param", "account=lab", "--output", str(tmp_path / "out")]
     assert main(argv) == 0
