@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "each, sharing DIR)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the file, print the points and their commands, run nothing")
+    p.add_argument("--fresh-processes", dest="fork", action="store_false", default=None,
+                   help="start every point as a new process; by default the local engine on a machine without "
+                        "GPUs forks `ddsweep train` points from itself, which imported the trainer once")
     p.add_argument("--no-fuse-points", dest="fuse", action="store_false",
                    help="run every point as its own process; by default points that differ only in "
                         "data.noise.rate and seeds train as one fused network (same results, each its own run)")
@@ -145,7 +148,7 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
         return online.run(spec, sweep_dir, agents=args.agents, max_points=args.max_points, fuse=args.fuse)
     engine = local.LocalSweep(spec, sweep_dir, seed=args.seed, max_points=args.max_points, workers=args.workers,
                               shard=shard, retry_failed=args.retry_failed, resume=args.resume is not None,
-                              fuse=args.fuse)
+                              fuse=args.fuse, fork=args.fork)
     return engine.dry_run() if args.dry_run else engine.run()
 
 

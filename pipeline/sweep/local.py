@@ -51,6 +51,7 @@ from ddsweep.pipeline.store.rundir import atomic_write_text, remove_temporaries
 from ddsweep.pipeline.sweep import state as st
 from ddsweep.pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
                                  validate_points)
+from ddsweep.pipeline.sweep.forking import ForkedPoint, can_fork, forkable, preload
 from ddsweep.pipeline.sweep.fuse import describe, group_command, group_file_text, point_groups
 from ddsweep.pipeline.train.device import detect_gpus, gpu_for_slot
 
@@ -64,7 +65,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class Job:
     points: list[Point]  # one point, or the points of a fused group (one process)
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedPoint
     slot: int
     started: float
     log: Path  # the process's output (a group's: its first point's log)
@@ -124,7 +125,8 @@ class LocalSweep:
     def __init__(self, spec: SweepSpec, sweep_dir: str | Path, *, seed: int | None = None,
                  max_points: int | None = None, workers: int | None = None,
                  shard: tuple[int, int] | None = None, retry_failed: bool = False,
-                 validate: bool = True, resume: bool = False, fuse: bool = True, out=None, err=None):
+                 validate: bool = True, resume: bool = False, fuse: bool = True, fork: bool | None = None,
+                 out=None, err=None):
         self.spec = spec
         self.dir = Path(sweep_dir)
         self.seed_arg, self.max_points_arg = seed, max_points
@@ -133,6 +135,8 @@ class LocalSweep:
         self.retry_failed = retry_failed
         self.validate = validate
         self.fuse = fuse  # points that differ only in noise rate and seeds train as one fused group
+        self.fork_arg = fork  # None: fork `ddsweep train` points from this engine when there is no GPU
+        self._preloaded = False
         self.groups: list[list[Point]] = []
         self.resume = resume  # seed and max_points not given: the directory's, not the defaults
         self.out = out or sys.stdout
@@ -182,6 +186,7 @@ class LocalSweep:
         self.group = name.strip() if isinstance(name, str) and name.strip() else self.dir.resolve().name
         self.workers = self.workers_arg or None
         self.gpus = detect_gpus()
+        self.fork = (not self.gpus if self.fork_arg is None else self.fork_arg) and can_fork()
         if self.workers is None:
             self.workers = len(self.gpus) or max(1, cpu_count() // 2)
         threads = max(1, cpu_count() // self.workers)
@@ -432,8 +437,15 @@ class LocalSweep:
                 fh.write(f"# ddsweep sweep: attempt {recs[0]['attempts']} at {started}: "
                          f"{shlex.join(argv)}\n".encode())
                 fh.flush()
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                        env=self._env(slot), close_fds=True, preexec_fn=_child_setup())
+                args = forkable(argv) if self.fork else None
+                if args is not None:  # `ddsweep train`: forked from this engine, which imported it once
+                    if not self._preloaded:
+                        preload()
+                        self._preloaded = True
+                    proc = ForkedPoint(args, fh.fileno(), self._env(slot), self.threads, _child_setup())
+                else:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                                            env=self._env(slot), close_fds=True, preexec_fn=_child_setup())
         except OSError as err:
             for point, rec in zip(points, recs):
                 rec.update(status="failed", returncode=None, error=f"cannot start {argv[0]}: {err.strerror or err}",

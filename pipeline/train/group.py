@@ -247,6 +247,9 @@ def train_group(cfgs: list[Config], argv: list[str] | None = None, verbose: bool
             pending = [r for r in pending if r.result is None]
             if any(r.result[0] == "interrupted" for r in runs if r.result):
                 break  # a stop signal or Ctrl-C: the rest waits for the same command again
+    for run in runs:  # stopped before their turn: their W&B runs close, their records stay as they were
+        if run.result is None and run.tracker is not None:
+            run.tracker.finish(exit_code=1)
     codes = [r.result[2] for r in runs if r.result]
     for code in (75, 1, 3):
         if code in codes or (len(codes) < len(runs) and code == 75):

@@ -125,7 +125,8 @@ def test_a_local_sweep_trains_fused_groups_as_one_process_each(tmp_path, capsys)
 @pytest.mark.slow
 def test_fused_and_separate_sweeps_give_the_same_runs(tmp_path):
     path = sweep_file(tmp_path, {**GRID, "train.epochs": {"value": 3}})
-    for name, extra in (("fused", []), ("apart", ["--no-fuse-points"])):
+    # fused and forked from the engine, against apart and each point a new process
+    for name, extra in (("fused", []), ("apart", ["--no-fuse-points", "--fresh-processes"])):
         subprocess.run([sys.executable, "-m", "ddsweep", "sweep", str(path), "--local", "--workers", "2",
                         "--output", str(tmp_path / name), *extra], check=True, capture_output=True)
     for run in sorted((tmp_path / "fused" / "runs").iterdir()):

@@ -1,0 +1,107 @@
+"""Points started by fork from an engine that imported the trainer once.
+
+A point's process spends most of its start-up importing torch, Lightning (and torchmetrics, scipy,
+matplotlib through it): about 8 s of a 2-core CPU, more than a short MNIST-1D point trains. When a
+point's command is this interpreter's `python -m ddsweep train ...` (what `command: [ddsweep,
+train, "${args}"]` resolves to), the local engine imports the trainer once and forks each point
+from itself: the child takes its own process group, dies with the engine (PR_SET_PDEATHSIG), writes
+to its point's log, gets the point's environment and thread count, and runs `ddsweep train` with
+the point's arguments, exactly as the new process would, then exits with its exit code. Every other
+command, and every point on a machine with CUDA GPUs (a CUDA driver initialized before the fork
+would ignore the child's CUDA_VISIBLE_DEVICES), starts as a new process. `ddsweep sweep
+--fresh-processes` starts every point as a new process.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import traceback
+
+from ddsweep.pipeline.sweep.spec import ENV_PROGRAM
+
+PRELOAD = ("lightning", "ddsweep.pipeline.cli", "ddsweep.pipeline.train.run", "ddsweep.pipeline.train.group",
+           "ddsweep.pipeline.train.epoch", "ddsweep.pipeline.train.module", "ddsweep.data.module",
+           "ddsweep.pipeline.store.tracking")
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def forkable(argv: list[str]) -> list[str] | None:
+    """The `ddsweep` arguments (`train ...`) when `argv` runs this interpreter's ddsweep train, else None."""
+    start = 1 if argv[:1] == [ENV_PROGRAM] else 0
+    if argv[start:start + 4] == [sys.executable, "-m", "ddsweep", "train"]:
+        return argv[start + 3:]
+    return None
+
+
+def preload() -> None:
+    """Import what every point imports, once, before the first fork (no torch op runs here, so no
+    thread pool exists to be lost in the children)."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
+class ForkedPoint:
+    """A point run in a forked child; the part of subprocess.Popen the engine uses."""
+
+    def __init__(self, args: list[str], log_fd: int, env: dict, threads: int, setup):
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(args, log_fd, env, threads, setup)  # never returns
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def _child(args: list[str], log_fd: int, env: dict, threads: int, setup) -> None:
+    code = 1
+    try:
+        setup()  # own process group; dies with the engine
+        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        # new streams on the log: the engine's may be anything (a test's capture, a pipe)
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        os.environ.clear()
+        os.environ.update(env)
+        import torch
+
+        torch.set_num_threads(threads)
+        sys.argv = ["ddsweep", *args]
+        from ddsweep.pipeline.cli import main
+
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the child must never return into the engine's loop
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)

@@ -1,0 +1,36 @@
+"""Points forked from the engine (pipeline/sweep/forking.py): only this interpreter's `ddsweep
+train`; the child writes to its log, takes the point's environment and exits with the command's code."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ddsweep.pipeline.sweep.forking import ForkedPoint, forkable
+from ddsweep.pipeline.sweep.local import _child_setup
+from ddsweep.pipeline.sweep.spec import ENV_PROGRAM
+
+
+def test_only_this_interpreters_ddsweep_train_is_forked():
+    assert forkable([sys.executable, "-m", "ddsweep", "train", "--a=1"]) == ["train", "--a=1"]
+    assert forkable([ENV_PROGRAM, sys.executable, "-m", "ddsweep", "train"]) == ["train"]
+    assert forkable(["/other/python", "-m", "ddsweep", "train"]) is None
+    assert forkable([sys.executable, "-m", "ddsweep", "report", "x"]) is None
+    assert forkable([sys.executable, "train.py", "--a=1"]) is None
+
+
+def run(tmp_path, args, env=None):
+    log = tmp_path / "point.log"
+    with open(log, "ab") as fh:
+        proc = ForkedPoint(args, fh.fileno(), env or dict(os.environ), 1, _child_setup())
+    assert proc.wait() == proc.poll()
+    return proc.returncode, log.read_text()
+
+
+def test_a_forked_point_writes_its_log_and_exits_with_the_commands_code(tmp_path):
+    code, text = run(tmp_path, ["train", "--help"])
+    assert code == 0 and "usage: ddsweep train" in text
+    code, text = run(tmp_path, ["train", "--model.width=0", "--wandb.mode=disabled", f"--output_dir={tmp_path}"],
+                     env={**os.environ, "DDSWEEP_TEST_MARK": "1"})
+    lines = text.splitlines()
+    assert code == 2 and lines[-1].startswith("ddsweep: error: model.width") and "Traceback" not in text
+    assert os.environ.get("DDSWEEP_TEST_MARK") is None  # the engine's own environment is untouched
