@@ -11,7 +11,9 @@ times training; bench_measure.py times measurement). Both sides train the same n
 - dataloader: bench/reference.py's loop (a DataLoader over a TensorDataset, `loss.item()` per
   batch), one width and seed after the other in one process, the data generated once.
 - tensor: a lean plain loop (bench/reference.py `train_tensor_loop`): tensors, a randperm per epoch,
-  slices, no per-batch host sync; one width and seed after the other.
+  slices, no per-batch host sync, the test set evaluated every epoch; one width and seed after the other.
+- tensor_train_eval: the same loop also evaluating the train set every epoch (eval mode), so it
+  computes the numbers ddsweep logs for the curve (train error on the labels trained on, test error).
 
 Both references get every CPU thread (torch's default); ddsweep gets what its engine gives its
 workers. "Per model" is wall time over the models trained (widths x seeds x noise levels).
@@ -43,6 +45,7 @@ from bench import harness as H  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "sweeps" / "mnist1d_mlp.yaml"
 TARGET, GOAL = 2.0, 3.0
+SIDES = ("dataloader", "tensor", "tensor_train_eval")
 # what this benchmark turns off or shortens in the preset
 BENCH_OVERRIDES = {"planes.every_n_epochs": 0, "regions1d.pairs": 0, "wandb.mode": "disabled"}
 
@@ -53,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--widths", help="comma-separated subset of the preset's widths (default: all 19)")
     p.add_argument("--noise", help="comma-separated label-noise rates (default: the preset's 0.15)")
     p.add_argument("--workers", type=int, default=2, help="local engine workers (default 2, as on this 2-core machine)")
-    p.add_argument("--skip", default="", help="comma-separated sides not to run: dataloader, tensor")
+    p.add_argument("--skip", default="", help="comma-separated sides not to run: " + ", ".join(SIDES))
     p.add_argument("--quick", action="store_true", help="3 widths, 2 epochs")
     args = p.parse_args(argv)
     if args.quick:
@@ -105,7 +108,8 @@ def time_reference(pts: list[dict], epochs: int, side: str) -> tuple[float, int]
     from bench.reference import train_reference, train_tensor_loop
     from ddsweep.pipeline.train.run import prepare_data
 
-    loop = train_reference if side == "dataloader" else train_tensor_loop
+    loop = {"dataloader": train_reference, "tensor": train_tensor_loop,
+            "tensor_train_eval": lambda *a: train_tensor_loop(*a, eval_train=True)}[side]
     start, models, data = time.perf_counter(), 0, {}
     for point in pts:
         cfg = H.make_config(point)
@@ -129,7 +133,7 @@ def main(argv=None) -> int:
           f"device {H.device_name()}", flush=True)
     seconds = {"ddsweep": time_ddsweep(params, args.workers)}
     print(f"  ddsweep sweep --local --workers {args.workers}: {seconds['ddsweep']:.1f} s", flush=True)
-    for side in ("dataloader", "tensor"):
+    for side in SIDES:
         if side in args.skip.split(","):
             continue
         seconds[side], trained = time_reference(pts, args.epochs, side)

@@ -179,11 +179,12 @@ def train_reference(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epochs:
 
 
 def train_tensor_loop(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epochs: int,
-                      device: str | torch.device = "cpu") -> list[EpochResult]:
+                      device: str | torch.device = "cpu", eval_train: bool = False) -> list[EpochResult]:
     """A lean plain loop: the data as tensors on the device, a randperm and slices per epoch, no
     per-batch host sync (the loss is summed on the device), the test set evaluated every
-    `train.eval_every` epochs in eval_batch_size chunks. What a careful researcher writes for data
-    that fits in memory (MNIST-1D, digits); no augmentation."""
+    `train.eval_every` epochs in eval_batch_size chunks (`eval_train`: the train set too, in eval
+    mode, as ddsweep measures train error on the labels trained on). What a careful researcher
+    writes for data that fits in memory (MNIST-1D, digits); no augmentation."""
     if cfg.data.augment.crop or cfg.data.augment.flip:
         raise ValueError("train_tensor_loop: no augmentation; use train_reference")
     device = torch.device(device)
@@ -209,7 +210,7 @@ def train_tensor_loop(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epoch
             if sched is not None:
                 sched.step()
             total += loss.detach()
-        test_loss = test_acc = math.nan
+        test_loss = test_acc = train_acc = math.nan
         if (epoch + 1) % cfg.train.eval_every == 0:
             model.eval()
             with torch.no_grad():
@@ -217,5 +218,8 @@ def train_tensor_loop(cfg, dataset, noisy_labels: torch.Tensor, seed: int, epoch
                 out = torch.cat([model(x_test[i:i + chunk]) for i in range(0, len(y_test), chunk)])
                 test_loss = F.cross_entropy(out, y_test).item()
                 test_acc = (out.argmax(dim=1) == y_test).float().mean().item()
-        results.append(EpochResult(time.perf_counter() - start, total.item() / steps, math.nan, test_loss, test_acc))
+                if eval_train:
+                    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(y), chunk)])
+                    train_acc = (out.argmax(dim=1) == y).float().mean().item()
+        results.append(EpochResult(time.perf_counter() - start, total.item() / steps, train_acc, test_loss, test_acc))
     return results
