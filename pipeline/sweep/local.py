@@ -2,7 +2,9 @@
 with no account and no network.
 
 One process (this engine) starts each point as a subprocess from an argument list (never a
-shell), one per worker slot, and is the only writer of its state file. Each point gets its own run
+shell), one per worker slot, and is the only writer of its state file. Points that differ only in
+noise rate and seeds run as one fused group, one process for all (sweep/fuse.py); `ddsweep train`
+processes are forked from this engine when there is no GPU (sweep/forking.py). Each point gets its own run
 directory `<sweep dir>/runs/<point id>/` (passed as `--output_dir=<sweep dir>/runs
 --run_name=<point id>`) and its own log `<sweep dir>/logs/<point id>.log`, so concurrent workers
 never share a directory. With CUDA GPUs each worker slot owns one (CUDA_VISIBLE_DEVICES), and every
