@@ -2,7 +2,6 @@
 metric comparison, and process helpers for the SIGKILL tests."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -12,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from run_files import rows, summary  # noqa: F401 - re-exported to the tests here
 
 import torch
 
@@ -46,20 +47,6 @@ def copy_run(run_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     out = tmp_path / "out"
     shutil.copytree(run_dir, out / run_dir.name)
     return out, out / run_dir.name
-
-
-def rows(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without the wall-clock column."""
-    out = []
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        row.pop("time", None)
-        out.append(row)
-    return out
-
-
-def summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
 def close(a, b, tol: float = 1e-6) -> bool:

@@ -2,8 +2,9 @@
 pictures, W&B off; a fraction of a second per epoch once imported."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from run_files import rows, summary  # noqa: F401 - re-exported to the tests here
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = ["--data.name=digits", "--model.name=mlpk", "--model.width=8", "--train.epochs=3",
@@ -19,20 +20,6 @@ def train(out: Path, name: str, extra=()) -> tuple[int, Path]:
 
     cfg = load_config(overrides=[*TINY, *extra, f"--output_dir={out}", f"--run_name={name}"])
     return train_run(cfg, verbose=False), Path(out) / name
-
-
-def rows(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without the wall-clock column."""
-    out = []
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        row.pop("time", None)
-        out.append(row)
-    return out
-
-
-def summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
 def checkpoint_epoch(run_dir: Path, name: str = "last.ckpt") -> int:
