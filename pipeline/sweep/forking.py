@@ -21,7 +21,7 @@ import traceback
 
 from ddsweep.pipeline.sweep.spec import ENV_PROGRAM
 
-PRELOAD = ("lightning", "ddsweep.pipeline.cli", "ddsweep.pipeline.train.run", "ddsweep.pipeline.train.group",
+PRELOAD = ("lightning", "ddsweep.pipeline.train.command", "ddsweep.pipeline.train.run", "ddsweep.pipeline.train.group",
            "ddsweep.pipeline.train.epoch", "ddsweep.pipeline.train.module", "ddsweep.data.module",
            "ddsweep.pipeline.store.tracking")
 
@@ -91,9 +91,9 @@ def _child(args: list[str], log_fd: int, env: dict, threads: int, setup) -> None
 
         torch.set_num_threads(threads)
         sys.argv = ["ddsweep", *args]
-        from ddsweep.pipeline.cli import main
+        from ddsweep.pipeline.train.command import run_train_command
 
-        code = main(args)
+        code = run_train_command(args[1:])  # args: ["train", ...]
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:  # noqa: BLE001 - the child must never return into the engine's loop
