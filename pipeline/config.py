@@ -282,6 +282,18 @@ def parse_override(arg: str) -> tuple[str, Any]:
     return key, value
 
 
+def dotted(tree: dict, prefix: str = "") -> dict:
+    """A nested mapping as {"model.width": 8, ...} (the inverse of set_dotted; empty mappings vanish)."""
+    flat: dict = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(dotted(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def set_dotted(raw: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = raw

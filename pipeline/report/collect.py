@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import yaml
 
+from ddsweep.pipeline.config import dotted
+
 FINISHED = "finished"
 # Config sections that say where and how a run was recorded, not what was trained.
 NOT_SETTINGS = ("provenance", "wandb", "output_dir", "run_name")
@@ -99,18 +101,11 @@ def _finite(value: Any) -> Optional[float]:
     return float(value) if math.isfinite(value) else None
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """Nested config → ``{"model.width": 8, ...}``; lists become tuples so values are hashable."""
-    flat: dict = {}
-    for key, value in tree.items():
-        if not prefix and key in NOT_SETTINGS:
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = tuple(value) if isinstance(value, list) else value
-    return flat
+def flatten(tree: dict) -> dict:
+    """Nested config → ``{"model.width": 8, ...}`` without NOT_SETTINGS; lists become tuples so
+    values are hashable."""
+    top = {k: v for k, v in tree.items() if k not in NOT_SETTINGS}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in dotted(top).items()}
 
 
 def find_run_dirs(root: Path) -> list[Path]:

@@ -324,19 +324,23 @@ class EpochEnd(L.Callback):
         return [s for s, v in zip(self.seeds, step_loss.tolist()) if not math.isfinite(v)]
 
     def _record(self, trainer: L.Trainer, pl_module, epoch: int, last: bool, step_loss) -> None:
-        net = pl_module.net if self.view is None else self.view.network()
         seeds = self.seeds
         row: dict = {"epoch": epoch, "step": trainer.global_step}
         if step_loss is not None:
             row.update(name_per_seed("train/loss_steps", step_loss, seeds))
         measuring = self.measurement is not None and (epoch == 0 or self.measurement.due(epoch, last))
-        if epoch == 0 or last or epoch % self.eval_every == 0 or measuring:
+        evaluating = epoch == 0 or last or epoch % self.eval_every == 0 or measuring
+        drawing = self.measurement is not None and self.measurement.draw_due(epoch, last)
+        net = pl_module.net
+        if self.view is not None and (evaluating or drawing):  # a group's run: its slots, copied once
+            net = self.view.network()
+        if evaluating:
             logits = evaluate(net, trainer.datamodule.tensors, self.eval_batch_size)
             row.update(named(bookkeeping(logits, self.targets), seeds))
         images: dict = {}
         if measuring:
             row.update(named(self.measurement.measure(net, pl_module.device), seeds))
-        if self.measurement is not None and self.measurement.draw_due(epoch, last):
+        if drawing:
             images = self.measurement.draw(net, pl_module.device, epoch)
         row.update(self.static)
         row["time"] = round(time.perf_counter() - self._start, 3)

@@ -26,39 +26,28 @@ import copy
 import os
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightning as L
 import torch
 
 from ddsweep.errors import UserError
-from ddsweep.pipeline.config import Config
+from ddsweep.pipeline.config import Config, dotted
 from ddsweep.pipeline.store.rundir import RunDir
-from ddsweep.pipeline.train.epoch import EpochEnd
+from ddsweep.pipeline.train.epoch import Diverged, EpochEnd
 from ddsweep.pipeline.train.trainer import Interrupted, StopRequest
 
 # What the runs of one group may differ in; everything else is one config.
 GROUP_KEYS = ("data.noise.rate", "seeds", "run_name")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def group_problem(cfgs: list[Config]) -> str | None:
     """Why these runs cannot train as one fused group, or None when they can."""
     if not cfgs:
         return "a group needs at least one run"
-    first = {k: v for k, v in _flat(cfgs[0].to_dict()).items() if k not in GROUP_KEYS}
+    first = {k: v for k, v in dotted(cfgs[0].to_dict()).items() if k not in GROUP_KEYS}
     for cfg in cfgs[1:]:
-        other = {k: v for k, v in _flat(cfg.to_dict()).items() if k not in GROUP_KEYS}
+        other = {k: v for k, v in dotted(cfg.to_dict()).items() if k not in GROUP_KEYS}
         diff = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
         if diff:
             return f"its runs differ in {', '.join(diff[:5])}; fused runs may differ only in {', '.join(GROUP_KEYS)}"
@@ -198,7 +187,6 @@ class _Run:
     run_dir: RunDir
     labels: object = None
     tracker: object = None
-    previous: dict = field(default_factory=dict)
     result: tuple | None = None  # (status, error, code) once it is decided
 
 
@@ -208,8 +196,9 @@ def train_group(cfgs: list[Config], argv: list[str] | None = None, verbose: bool
     failed, else 3 if any diverged, else 0."""
     from ddsweep.pipeline.train.budget import check_data_size, check_run_size
     from ddsweep.pipeline.train.device import DevicePlan
-    from ddsweep.pipeline.train.run import (EXIT_FINISHED, load_dataset, noisy_labels, open_run_dir,
-                                            open_tracker, start_run_dir)
+    from ddsweep.pipeline.train.run import (EXIT_DIVERGED, EXIT_FAILED, EXIT_FINISHED, EXIT_INTERRUPTED,
+                                            load_dataset, noisy_labels, open_run_dir, open_tracker,
+                                            start_run_dir)
 
     problem = group_problem(cfgs)
     if problem:
@@ -238,7 +227,6 @@ def train_group(cfgs: list[Config], argv: list[str] | None = None, verbose: bool
             if previous is None:
                 run.result = ("finished", None, EXIT_FINISHED)
                 continue
-            run.previous = previous
             run.tracker = open_tracker(run.cfg, run.cfg_dict, run.run_dir, previous, concurrent=True,
                                        agent_run=i == 0)
         pending = [r for r in runs if r.result is None]
@@ -250,11 +238,8 @@ def train_group(cfgs: list[Config], argv: list[str] | None = None, verbose: bool
     for run in runs:  # stopped before their turn: their W&B runs close, their records stay as they were
         if run.result is None and run.tracker is not None:
             run.tracker.finish(exit_code=1)
-    codes = [r.result[2] for r in runs if r.result]
-    for code in (75, 1, 3):
-        if code in codes or (len(codes) < len(runs) and code == 75):
-            return code
-    return EXIT_FINISHED
+    codes = [r.result[2] if r.result else EXIT_INTERRUPTED for r in runs]  # not run yet: interrupted
+    return next((code for code in (EXIT_INTERRUPTED, EXIT_FAILED, EXIT_DIVERGED) if code in codes), EXIT_FINISHED)
 
 
 def _train_partition(pending: list[_Run], dataset, augment, plan, verbose: bool) -> None:
@@ -318,7 +303,7 @@ def _train_partition(pending: list[_Run], dataset, augment, plan, verbose: bool)
     except GroupDiverged as err:
         for i, run in enumerate(batch):
             if i in err.diverged:
-                message = f"loss is not finite at epoch {err.epoch} (seeds {err.diverged[i]})"
+                message = str(Diverged(err.epoch, err.diverged[i]))  # what the run alone says
                 run.result = ("diverged", message, finish_run(run.run_dir, run.tracker, "diverged", message,
                                                                 EXIT_DIVERGED))
         return  # the others go on from the checkpoint written at this epoch
@@ -354,7 +339,7 @@ def group_configs(config_file: str | None, overrides: list[str], group_file: str
             raise ConfigError(f"--data.noise.rate: a list of fused noise rates needs distinct values, got {rates!r}")
         base = given.get("run_name")
         members = [{"data.noise.rate": r, **({"run_name": f"{base}-noise{r:g}"} if base else {})}
-                   for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool)] or [{}]
+                   for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool)]
         if len(members) != len(rates):
             raise ConfigError(f"--data.noise.rate: must be numbers in [0, 1), got {rates!r}")
     cfgs = []

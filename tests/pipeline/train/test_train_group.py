@@ -170,6 +170,7 @@ def test_the_command_line_names_fused_runs_by_list_or_file(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--group", "NOWHERE"], "--group NOWHERE: cannot read it"),
     (["--data.noise.rate=[0.1,x]"], "must be numbers"),
+    (["--data.noise.rate=[x]"], "must be numbers"),
     (["--data.noise.rate=[0.1,0.2]", "--model.width=0"], "model.width"),
     (["--data.noise.rate=[0.1,0.2]", "--train.fuse_seeds=false"], "cannot fuse these runs"),
 ])
