@@ -23,7 +23,7 @@ from ddsweep.pipeline.sweep.spec import ENV_PROGRAM
 
 PRELOAD = ("lightning", "ddsweep.pipeline.train.command", "ddsweep.pipeline.train.run", "ddsweep.pipeline.train.group",
            "ddsweep.pipeline.train.epoch", "ddsweep.pipeline.train.module", "ddsweep.data.module",
-           "ddsweep.pipeline.store.tracking")
+           "ddsweep.pipeline.store.tracking", "ddsweep.pipeline.train.measurement", "wandb")
 
 
 def can_fork() -> bool:
@@ -38,11 +38,26 @@ def forkable(argv: list[str]) -> list[str] | None:
     return None
 
 
-def preload() -> None:
+def preload(configs=()) -> None:
     """Import what every point imports, once, before the first fork (no torch op runs here, so no
-    thread pool exists to be lost in the children)."""
+    thread pool exists to be lost in the children), and generate the cached datasets of `configs`
+    (the points' training configs) here, once: the points then read them from the cache instead of
+    the first ones each generating them at the same time."""
     for name in PRELOAD:
         importlib.import_module(name)
+    from ddsweep.data.sources import cache_source
+    from ddsweep.errors import UserError
+
+    seen = set()
+    for cfg in configs:
+        key = (cfg.data.name, repr(sorted(cfg.data.options.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            cache_source(cfg.data.name, **cfg.data.options)
+        except UserError:
+            pass  # the point that needs it says what is wrong, in its own log
 
 
 class ForkedPoint:

@@ -51,8 +51,8 @@ import yaml
 from ddsweep.errors import UserError
 from ddsweep.pipeline.store.rundir import atomic_write_text, remove_temporaries
 from ddsweep.pipeline.sweep import state as st
-from ddsweep.pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, expand, load_spec, propose,
-                                 validate_points)
+from ddsweep.pipeline.sweep.spec import (Point, SweepSpec, args_json, build_command, config_args, expand, load_spec,
+                                 propose, validate_points)
 from ddsweep.pipeline.sweep.forking import ForkedPoint, can_fork, forkable, preload
 from ddsweep.pipeline.sweep.fuse import describe, group_command, group_file_text, point_groups
 from ddsweep.pipeline.train.device import detect_gpus, gpu_for_slot
@@ -139,6 +139,7 @@ class LocalSweep:
         self.fuse = fuse  # points that differ only in noise rate and seeds train as one fused group
         self.fork_arg = fork  # None: fork `ddsweep train` points from this engine when there is no GPU
         self._preloaded = False
+        self._configs: dict = {}  # point id -> its training config (see _config)
         self.groups: list[list[Point]] = []
         self.resume = resume  # seed and max_points not given: the directory's, not the defaults
         self.out = out or sys.stdout
@@ -349,7 +350,7 @@ class LocalSweep:
     def _loop(self) -> int:
         from tqdm import tqdm
 
-        queue = collections.deque(self.my_groups(todo=True))
+        queue = collections.deque(costliest_first(self.my_groups(todo=True), self._cost))
         total = self._cap() if self.spec.method == "bayes" else len(self.mine())
         done = sum(self.records[p.id]["status"] in st.DONE for p in self.mine())
         self._header(sum(len(g) for g in queue))
@@ -400,6 +401,22 @@ class LocalSweep:
             return self._propose()
         return point
 
+    def _config(self, point: Point):
+        """The point's training config, or None when it does not build (the point then fails and says why)."""
+        from ddsweep.pipeline.config import load_config
+
+        if point.id not in self._configs:
+            try:
+                self._configs[point.id] = load_config(*config_args(self.spec, point))
+            except UserError:
+                self._configs[point.id] = None
+        return self._configs[point.id]
+
+    def _cost(self, point: Point) -> float:
+        """A point's training cost up to a factor common to a sweep's points: width^2 x epochs x seeds."""
+        cfg = self._config(point)
+        return 0.0 if cfg is None else float(cfg.model.width) ** 2 * cfg.train.epochs * len(cfg.seeds)
+
     def _metrics(self, point: Point) -> dict:
         summary = st.read_summary(self.dir / self.records[point.id]["run_dir"]) or {}
         metrics = summary.get("metrics")
@@ -442,7 +459,8 @@ class LocalSweep:
                 args = forkable(argv) if self.fork else None
                 if args is not None:  # `ddsweep train`: forked from this engine, which imported it once
                     if not self._preloaded:
-                        preload()
+                        todo = [p for p in self.points if self.records[p.id]["status"] in st.TODO]
+                        preload([cfg for cfg in map(self._config, todo) if cfg is not None])
                         self._preloaded = True
                     proc = ForkedPoint(args, fh.fileno(), self._env(slot), self.threads, _child_setup())
                 else:
@@ -630,6 +648,12 @@ class LocalSweep:
             argv = build_command(self.spec, p, [f"--output_dir={root / 'runs'}", f"--run_name={p.id}"], json_file)
             self._print(f"{p.id} [{self.records[p.id]['status']}]: {shlex.join(argv)}")
         return 0
+
+
+def costliest_first(groups: list[list[Point]], cost) -> list[list[Point]]:
+    """Groups in the order to start them: the costliest first (the sum of `cost(point)` over a
+    group), ties in sweep order, so the longest runs do not start last and run alone at the end."""
+    return sorted(groups, key=lambda group: -sum(cost(p) for p in group))
 
 
 def member_returncode(rc: int | None, summary: dict | None) -> int | None:
