@@ -18,6 +18,12 @@ LogitsFn = Callable[[Tensor], Tensor]  # x [N, *in_shape] -> logits [S, N, C]
 CPU_STEM_CHUNK_BYTES = 8 << 20
 GPU_STEM_CHUNK_BYTES = 1 << 30
 
+# On a CPU a model with a linear first layer (stem output [S, rows, F], the MLPs) evaluates fastest
+# when one call's first-layer output stays about the size of a core's L2 cache: 2 copies of a width-300
+# MLP evaluate 16,000 points in 193 ms in 218-row calls and in 290 ms in 2,048-row ones (1 thread).
+CPU_EVAL_CHUNK_BYTES = 512 << 10
+CPU_EVAL_MIN_ROWS = 128
+
 
 class ModelLogits:
     """``logits_fn(x [N, *in_shape]) -> [S, N, C]`` of a seed-stacked model (see ``as_logits_fn``).
@@ -64,6 +70,16 @@ def as_logits_fn(model: nn.Module, affine_stem: bool = True) -> ModelLogits:
     ``predict_affine`` (every point then goes through the whole model).
     """
     return ModelLogits(model, affine_stem)
+
+
+def eval_rows(model: nn.Module, x: Tensor, batch_size: int) -> int:
+    """Inputs per call to evaluate `model` on `x [N, *in_shape]`: `batch_size`, or on a CPU, for a
+    model with a linear first layer, as many as keep that layer's output near CPU_EVAL_CHUNK_BYTES
+    (at least CPU_EVAL_MIN_ROWS, at most `batch_size`)."""
+    if x.device.type != "cpu" or getattr(model, "stem_batch_dim", 0) != 1 or len(x) == 0:
+        return batch_size
+    features = ModelLogits(model).stem(x[:1]).numel()  # S x first-layer width
+    return max(1, min(batch_size, max(CPU_EVAL_MIN_ROWS, CPU_EVAL_CHUNK_BYTES // (4 * features))))
 
 
 def _to_logits_fn(model_or_fn: Union[nn.Module, LogitsFn]) -> LogitsFn:

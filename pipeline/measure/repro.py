@@ -23,12 +23,14 @@ def mean_over_pairs(matrix: Tensor) -> float | None:
     return float(matrix[i, j].double().mean())
 
 
-def _pairwise(x: Tensor, fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+def _pairwise(x: Tensor, fn: Callable[[Tensor, Tensor], Tensor], diagonal: float) -> Tensor:
+    """[S, S] of fn(x[i], x[j]), symmetric; the diagonal (a model against itself) is `diagonal`
+    by definition, not computed."""
     S = x.shape[0]
-    out = torch.zeros(S, S, dtype=torch.float64)
+    out = torch.full((S, S), diagonal, dtype=torch.float64)
     for i in range(S):
-        for j in range(S):
-            out[i, j] = fn(x[i], x[j]) if i <= j else out[j, i]
+        for j in range(i + 1, S):
+            out[i, j] = out[j, i] = fn(x[i], x[j])
     return out
 
 
@@ -36,7 +38,7 @@ def plane_agreement_matrix(labels: Tensor) -> Tensor:
     """``[S, S]``: fraction of all grid points of ``labels [S, T, R, R]`` (any trailing shape)
     where models i and j predict the same class."""
     flat = labels.reshape(labels.shape[0], -1)
-    return _pairwise(flat, lambda a, b: (a == b).double().mean())
+    return _pairwise(flat, lambda a, b: (a == b).double().mean(), diagonal=1.0)
 
 
 def plane_agreement(labels: Tensor) -> float | None:
@@ -47,7 +49,7 @@ def plane_agreement(labels: Tensor) -> float | None:
 def disagreement_matrix(logits: Tensor) -> Tensor:
     """``[S, S]``: ΔH = mean over x of 1[argmax p_i(x) ≠ argmax p_j(x)] from ``logits [S, N, C]``."""
     pred = logits.argmax(dim=-1)  # [S, N]
-    return _pairwise(pred, lambda a, b: (a != b).double().mean())
+    return _pairwise(pred, lambda a, b: (a != b).double().mean(), diagonal=0.0)
 
 
 def test_disagreement(logits: Tensor) -> float | None:
@@ -59,7 +61,7 @@ def pd_l1_matrix(logits: Tensor) -> Tensor:
     """``[S, S]``: Δ1 = mean over x of ½ Σ_k |p_i(k|x) − p_j(k|x)| (softmax probabilities) from
     ``logits [S, N, C]``."""
     probs = logits.double().softmax(dim=-1)  # [S, N, C]
-    return _pairwise(probs, lambda a, b: 0.5 * (a - b).abs().sum(dim=-1).mean())
+    return _pairwise(probs, lambda a, b: 0.5 * (a - b).abs().sum(dim=-1).mean(), diagonal=0.0)
 
 
 def pd_l1(logits: Tensor) -> float | None:

@@ -26,7 +26,7 @@ import lightning as L
 import torch
 
 from ddsweep.errors import UserError
-from ddsweep.pipeline.measure.evaluate import as_logits_fn, batched_logits, split_metrics
+from ddsweep.pipeline.measure.evaluate import as_logits_fn, batched_logits, eval_rows, split_metrics
 from ddsweep.pipeline.measure.repro import pd_l1, test_disagreement
 from ddsweep.pipeline.store.rundir import RunDir, file_digest
 from ddsweep.pipeline.store.tracking import Tracker
@@ -69,10 +69,12 @@ def named(metrics: dict, seeds: list[int]) -> dict:
 
 def evaluate(net: torch.nn.Module, tensors: dict, batch_size: int) -> dict[str, torch.Tensor]:
     """Logits [S, N, C] of the un-augmented train and test sets: eval mode, no autograd, fp32
-    whatever the training precision (hooks run outside the trainer's autocast)."""
+    whatever the training precision (hooks run outside the trainer's autocast); `batch_size`
+    inputs per call, fewer for an MLP on a CPU (measure.evaluate.eval_rows)."""
     fn = as_logits_fn(net, affine_stem=False)
-    return {"train": batched_logits(fn, tensors["x_train"], batch_size),
-            "test": batched_logits(fn, tensors["x_test"], batch_size)}
+    rows = eval_rows(net, tensors["x_train"], batch_size)
+    return {"train": batched_logits(fn, tensors["x_train"], rows),
+            "test": batched_logits(fn, tensors["x_test"], rows)}
 
 
 def bookkeeping(logits: dict[str, torch.Tensor], targets: Targets) -> dict:

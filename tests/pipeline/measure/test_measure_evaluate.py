@@ -156,3 +156,35 @@ def test_predict_affine_builds_the_stated_points():
     torch.testing.assert_close(pts, torch.tensor([[1.5, 2.0], [2.0, 5.0], [-2.0, 5.0]]))
     assert [len(s) for s in seen] == [2, 1]
     assert labels.tolist() == [[0, 0, 0]]
+
+
+def test_eval_rows_keep_an_mlps_first_layer_output_near_the_cap():
+    from ddsweep.models import create_model
+    from ddsweep.pipeline.measure.evaluate import CPU_EVAL_CHUNK_BYTES, CPU_EVAL_MIN_ROWS, eval_rows
+
+    def mlp(width, copies=2):
+        return create_model("mlpk", width=width, in_shape=(40,), num_classes=10, activation="relu", copies=copies,
+                            generators=[torch.Generator().manual_seed(s) for s in range(copies)])
+
+    x = torch.randn(50, 40)
+    assert eval_rows(mlp(300), x, 2048) == CPU_EVAL_CHUNK_BYTES // (4 * 2 * 300)  # 218 rows of [2, rows, 300]
+    assert eval_rows(mlp(300, copies=1), x, 2048) == CPU_EVAL_CHUNK_BYTES // (4 * 300)
+    assert eval_rows(mlp(36), x, 1000) == 1000  # never more than asked
+    assert eval_rows(mlp(10_000), x, 2048) == CPU_EVAL_MIN_ROWS  # never fewer than the floor
+    cnn = create_model("cnn5k", width=2, in_shape=(1, 8, 8), num_classes=10, activation="relu", copies=2,
+                       generators=[torch.Generator().manual_seed(s) for s in range(2)])
+    assert eval_rows(cnn, torch.randn(4, 1, 8, 8), 2048) == 2048  # convolutions: the batch size as asked
+
+
+def test_evaluation_in_capped_calls_gives_the_same_metrics():
+    from ddsweep.models import create_model
+    from ddsweep.pipeline.train.epoch import evaluate
+
+    net = create_model("mlpk", width=300, in_shape=(40,), num_classes=10, activation="relu", copies=2,
+                       generators=[torch.Generator().manual_seed(s) for s in range(2)])
+    tensors = {"x_train": torch.randn(700, 40), "x_test": torch.randn(500, 40)}
+    capped = evaluate(net, tensors, 2048)  # 218-row calls
+    whole = {k: batched_logits(as_logits_fn(net, affine_stem=False), tensors[f"x_{k}"], 2048) for k in ("train", "test")}
+    for split in ("train", "test"):
+        torch.testing.assert_close(capped[split], whole[split], rtol=1e-5, atol=1e-6)
+        assert torch.equal(capped[split].argmax(-1), whole[split].argmax(-1))

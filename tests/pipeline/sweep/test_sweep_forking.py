@@ -34,3 +34,18 @@ def test_a_forked_point_writes_its_log_and_exits_with_the_commands_code(tmp_path
     lines = text.splitlines()
     assert code == 2 and lines[-1].startswith("ddsweep: error: model.width") and "Traceback" not in text
     assert os.environ.get("DDSWEEP_TEST_MARK") is None  # the engine's own environment is untouched
+
+
+def test_preload_generates_each_cached_dataset_once_and_reads_no_files(tmp_path, monkeypatch):
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.sweep.forking import preload
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DDSWEEP_CACHE", str(cache))
+    small = ["--data.name=mnist1d", "--data.num_samples=100", "--data.train_split=0.5"]
+    configs = [load_config(None, small + [f"--model.width={w}"]) for w in (2, 3)]
+    configs.append(load_config(None, small[:2] + ["--data.train_split=0.8"]))
+    # files on disk are not the engine's to read: a missing CIFAR-10 is the point's error, not preload's
+    configs.append(load_config(None, ["--data.name=cifar10", f"--data.root={tmp_path / 'nothing'}"]))
+    preload(configs)
+    assert len(list((cache / "datasets").glob("mnist1d-*.pt"))) == 2  # two data configs, each once

@@ -251,3 +251,27 @@ def test_worker_environment(tmp_path, write_sweep, monkeypatch):
     assert engine._env(0)["CUDA_VISIBLE_DEVICES"] == "3" and engine._env(3)["CUDA_VISIBLE_DEVICES"] == "5"
     monkeypatch.setenv("WANDB_MODE", "online")
     assert engine._env(0)["WANDB_MODE"] == "online"
+
+
+def test_costliest_points_start_first(tmp_path, write_sweep, monkeypatch):
+    """width^2 x epochs x seeds orders the launches; equal costs keep the sweep's order."""
+    log = tmp_path / "events.log"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    params = {"model.width": {"values": [2, 8, 4]}, "train.epochs": {"values": [1, 4]}}
+    out = tmp_path / "out"
+    assert run(write_sweep(params), out, "--workers", "1") == 0
+    starts = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("start")]
+    points = {rec["id"]: rec for rec in read_state(out)["points"]}
+    keys = [(-points[p]["params"]["model.width"] ** 2 * points[p]["params"]["train.epochs"], points[p]["index"])
+            for p in starts]
+    assert len(starts) == 6 and keys == sorted(keys)  # costliest first; ties (64, 16) by index
+    assert [-k[0] for k in keys] == [256, 64, 64, 16, 16, 4]
+
+
+def test_costliest_first_sums_a_fused_group():
+    from ddsweep.pipeline.sweep.local import costliest_first
+    from ddsweep.pipeline.sweep.spec import Point
+
+    a, b, c = (Point(i, f"p{i}", {}) for i in range(3))
+    cost = {"p0": 5.0, "p1": 3.0, "p2": 4.0}
+    assert costliest_first([[a], [b, c], [c]], lambda p: cost[p.id]) == [[b, c], [a], [c]]
