@@ -41,23 +41,50 @@ def forkable(argv: list[str]) -> list[str] | None:
 def preload(configs=()) -> None:
     """Import what every point imports, once, before the first fork (no torch op runs here, so no
     thread pool exists to be lost in the children), and generate the cached datasets of `configs`
-    (the points' training configs) here, once: the points then read them from the cache instead of
-    the first ones each generating them at the same time."""
+    (the points' training configs) once, in a child of this process: the points then read them
+    from the cache instead of the first ones each generating them at the same time."""
     for name in PRELOAD:
         importlib.import_module(name)
+    datasets = {}
+    for cfg in configs:
+        datasets.setdefault((cfg.data.name, repr(sorted(cfg.data.options.items()))), (cfg.data.name, cfg.data.options))
+    if datasets:
+        _in_child(_cache_datasets, list(datasets.values()))
+
+
+def _cache_datasets(datasets: list[tuple[str, dict]]) -> None:
     from ddsweep.data.sources import cache_source
     from ddsweep.errors import UserError
 
-    seen = set()
-    for cfg in configs:
-        key = (cfg.data.name, repr(sorted(cfg.data.options.items())))
-        if key in seen:
-            continue
-        seen.add(key)
+    for name, options in datasets:
         try:
-            cache_source(cfg.data.name, **cfg.data.options)
+            cache_source(name, **options)
         except UserError:
             pass  # the point that needs it says what is wrong, in its own log
+
+
+def _in_child(fn, *args) -> int:
+    """fn(*args) in a forked child, waited for: its torch ops (and thread pools) stay out of the engine."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
+            fn(*args)
+            code = 0
+        except BaseException:  # noqa: BLE001 - never return into the engine
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 class ForkedPoint:

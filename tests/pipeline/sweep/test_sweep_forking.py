@@ -49,3 +49,16 @@ def test_preload_generates_each_cached_dataset_once_and_reads_no_files(tmp_path,
     configs.append(load_config(None, ["--data.name=cifar10", f"--data.root={tmp_path / 'nothing'}"]))
     preload(configs)
     assert len(list((cache / "datasets").glob("mnist1d-*.pt"))) == 2  # two data configs, each once
+
+
+def test_preload_generates_the_datasets_in_a_child_not_in_the_engine(tmp_path, monkeypatch):
+    """The engine runs no torch op before it forks points (a thread pool would not survive the fork)."""
+    from ddsweep.data import sources
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.sweep.forking import preload
+
+    pids = tmp_path / "pids"
+    monkeypatch.setattr(sources, "cache_source", lambda name, **options: pids.open("a").write(f"{os.getpid()}\n"))
+    preload([load_config(None, ["--data.name=mnist1d", "--data.num_samples=100"])])
+    written = pids.read_text().split()
+    assert len(written) == 1 and int(written[0]) != os.getpid()
