@@ -18,9 +18,14 @@ times training; bench_measure.py times measurement). Both sides train the same n
 Both references get every CPU thread (torch's default); ddsweep gets what its engine gives its
 workers. "Per model" is wall time over the models trained (widths x seeds x noise levels).
 
-    python bench/bench_mnist1d.py                 # 19 widths x 2 seeds, 20 epochs (about 10 minutes here)
+    python bench/bench_mnist1d.py                 # 19 widths x 2 seeds, 20 epochs (about 9 minutes here)
+    python bench/bench_mnist1d.py --epochs 100 --skip dataloader   # closer to the preset's 500 (about 15 minutes)
     python bench/bench_mnist1d.py --epochs 5 --widths 2,36,300 --noise 0.0,0.15
     python bench/bench_mnist1d.py --quick         # 3 widths, 2 epochs: a smoke run
+
+ddsweep pays a fixed cost per sweep that a plain loop in an already running process does not: the
+engine's imports (torch, Lightning, W&B: about 10 s here) before its first point; so its ratio
+grows with the epoch count towards the ratio per epoch.
 
 Last line: one JSON object with the seconds per model of each side and `ratio_per_model`
 (reference seconds per model / ddsweep seconds per model: >1 means ddsweep is faster).
