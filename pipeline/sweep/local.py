@@ -459,7 +459,8 @@ class LocalSweep:
                 args = forkable(argv) if self.fork else None
                 if args is not None:  # `ddsweep train`: forked from this engine, which imported it once
                     if not self._preloaded:
-                        todo = [p for p in self.points if self.records[p.id]["status"] in st.TODO]
+                        # these points (now "running") and this shard's points still to run
+                        todo = points + [p for group in self.my_groups(todo=True) for p in group]
                         preload([cfg for cfg in map(self._config, todo) if cfg is not None])
                         self._preloaded = True
                     proc = ForkedPoint(args, fh.fileno(), self._env(slot), self.threads, _child_setup())

@@ -275,3 +275,20 @@ def test_costliest_first_sums_a_fused_group():
     a, b, c = (Point(i, f"p{i}", {}) for i in range(3))
     cost = {"p0": 5.0, "p1": 3.0, "p2": 4.0}
     assert costliest_first([[a], [b, c], [c]], lambda p: cost[p.id]) == [[b, c], [a], [c]]
+
+
+def test_the_engine_preloads_the_data_of_every_point_it_runs(tmp_path, write_sweep, monkeypatch):
+    """The first forked point's data included (it is already "running" when the engine preloads),
+    another shard's not."""
+    import subprocess
+    import sys
+
+    from ddsweep.pipeline.sweep import local
+
+    seen = []
+    monkeypatch.setattr(local, "preload", lambda configs: seen.extend(c.data.options["num_samples"] for c in configs))
+    monkeypatch.setattr(local, "forkable", lambda argv: ["train"])  # every point "forked": a no-op process
+    monkeypatch.setattr(local, "ForkedPoint", lambda *a: subprocess.Popen([sys.executable, "-c", ""]))
+    params = {"data.name": {"value": "mnist1d"}, "data.num_samples": {"values": [100, 200, 300, 400]}}
+    run(write_sweep(params), tmp_path / "out", "--workers", "1", "--shard", "1/2")
+    assert sorted(seen) == [100, 300]  # shard 1 of 2: the points of index 0 and 2, each once
