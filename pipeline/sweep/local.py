@@ -172,7 +172,7 @@ class LocalSweep:
         else:
             self.points = expand(self.spec, self.seed, self.max_points)
             if self.validate:
-                validate_points(self.spec, self.points)
+                self._configs.update(validate_points(self.spec, self.points))
         self.groups = point_groups(self.spec, self.points, self.fuse and self.spec.method != "bayes")
         ids = {p.id for p in self.points}
         mine = {p.id for p in self.mine()}

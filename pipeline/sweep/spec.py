@@ -436,20 +436,22 @@ def config_args(spec: SweepSpec, point: Point) -> tuple[str | None, list[str]]:
     return config_file, pairs
 
 
-def validate_points(spec: SweepSpec, points: list[Point]) -> None:
-    """Build and check the training config of every point before any run starts."""
+def validate_points(spec: SweepSpec, points: list[Point]) -> dict:
+    """Build and check the training config of every point before any run starts; {point id: its Config}."""
     from ddsweep.pipeline.config import load_config
 
-    seen = set()
+    built: dict = {}  # (config file, pairs) -> Config: points with the same arguments are built once
+    configs = {}
     for point in points:
         config_file, pairs = config_args(spec, point)
-        if (config_file, tuple(pairs)) in seen:
-            continue
-        seen.add((config_file, tuple(pairs)))
-        try:
-            load_config(config_file, pairs)
-        except ConfigError as err:
-            raise UserError(_blame(spec, str(err))) from None
+        key = (config_file, tuple(pairs))
+        if key not in built:
+            try:
+                built[key] = load_config(config_file, pairs)
+            except ConfigError as err:
+                raise UserError(_blame(spec, str(err))) from None
+        configs[point.id] = built[key]
+    return configs
 
 
 def _blame(spec: SweepSpec, message: str) -> str:
