@@ -65,38 +65,45 @@ def _cache_datasets(datasets: list[tuple[str, dict]]) -> None:
 
 def _in_child(fn, *args) -> int:
     """fn(*args) in a forked child, waited for: its torch ops (and thread pools) stay out of the engine."""
-    for stream in (sys.stdout, sys.stderr):
+    def body() -> int:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
+        fn(*args)
+        return 0
+
+    _, status = os.waitpid(_fork(body), 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _fork(body) -> int:
+    """Fork; the child runs body() and exits with the code it returns (1 if it raises, the code of a
+    SystemExit), never returning into the engine. Returns the child's pid."""
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
         stream.flush()
     pid = os.fork()
-    if pid == 0:
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = body()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the child must never return into the engine's loop
+        traceback.print_exc()
         code = 1
+    finally:
         try:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
-                signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
-            fn(*args)
-            code = 0
-        except BaseException:  # noqa: BLE001 - never return into the engine
-            traceback.print_exc()
+            sys.stdout.flush()  # the child's streams (a point's: its log)
+            sys.stderr.flush()
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+            os._exit(code if isinstance(code, int) else 1)
 
 
 class ForkedPoint:
     """A point run in a forked child; the part of subprocess.Popen the engine uses."""
 
     def __init__(self, args: list[str], log_fd: int, env: dict, threads: int, setup):
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
-            stream.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(args, log_fd, env, threads, setup)  # never returns
-        self.pid = pid
+        self.pid = _fork(lambda: _run_point(args, log_fd, env, threads, setup))
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -113,37 +120,25 @@ class ForkedPoint:
         return self.returncode
 
 
-def _child(args: list[str], log_fd: int, env: dict, threads: int, setup) -> None:
-    code = 1
-    try:
-        setup()  # own process group; dies with the engine
-        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        # new streams on the log: the engine's may be anything (a test's capture, a pipe)
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        os.environ.clear()
-        os.environ.update(env)
-        import torch
+def _run_point(args: list[str], log_fd: int, env: dict, threads: int, setup) -> int:
+    """In the child: the point's process group, signals, log, environment and threads, then its command."""
+    setup()  # own process group; dies with the engine
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    # new streams on the log: the engine's may be anything (a test's capture, a pipe)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    os.environ.clear()
+    os.environ.update(env)
+    import torch
 
-        torch.set_num_threads(threads)
-        sys.argv = ["ddsweep", *args]
-        from ddsweep.pipeline.train.command import run_train_command
+    torch.set_num_threads(threads)
+    sys.argv = ["ddsweep", *args]
+    from ddsweep.pipeline.train.command import run_train_command
 
-        code = run_train_command(args[1:])  # args: ["train", ...]
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:  # noqa: BLE001 - the child must never return into the engine's loop
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code if isinstance(code, int) else 1)
+    return run_train_command(args[1:])  # args: ["train", ...]
