@@ -4,7 +4,7 @@ per-split metrics of the double-descent bookkeeping (METHODS.md, "Double-descent
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Union
+from typing import Callable, NamedTuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -139,13 +139,27 @@ def predict_labels(
     return torch.cat(chunks, dim=1)
 
 
+class SplitOutputs(NamedTuple):
+    """A split's logits reduced once for all of its metrics: log-softmax probabilities ``[S, N, C]``
+    (fp32) and the argmax labels ``[S, N]`` (of the logits themselves, so ties break as argmax does)."""
+    log_probs: Tensor
+    labels: Tensor
+
+
+def split_outputs(logits: Tensor) -> SplitOutputs:
+    """``SplitOutputs`` of ``logits [S, N, C]``: one log-softmax and one argmax, which the loss,
+    the errors, memorization and the reproducibility metrics then share."""
+    logits = logits.float()
+    return SplitOutputs(logits.log_softmax(dim=-1), logits.argmax(dim=-1))
+
+
 def split_metrics(
-    logits: Tensor,
+    logits: Tensor | SplitOutputs,
     y_noisy: Tensor,
     y_clean: Tensor | None = None,
     changed: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Per-seed metrics ``[S]`` of one split from its logits ``[S, N, C]``.
+    """Per-seed metrics ``[S]`` of one split from its logits ``[S, N, C]`` (or their ``split_outputs``).
 
     Keys: ``loss`` (mean cross-entropy against ``y_noisy``, the labels trained on), ``error``
     (against ``y_noisy``), and, when ``y_clean`` is given, ``clean_error`` (against the clean
@@ -153,22 +167,23 @@ def split_metrics(
     ``changed`` is the mask of mislabeled points (default: ``y_noisy != y_clean``); ``memorized``
     is absent when no point is mislabeled. For the test split pass only ``y_noisy`` (its labels).
     """
-    S, N, C = logits.shape
-    logits = logits.float()
-    y_noisy = y_noisy.to(logits.device)
-    pred = logits.argmax(dim=-1)  # [S, N]
-    loss = F.cross_entropy(logits.reshape(S * N, C), y_noisy.repeat(S), reduction="none")
+    outputs = logits if isinstance(logits, SplitOutputs) else split_outputs(logits)
+    S, N, C = outputs.log_probs.shape
+    pred = outputs.labels  # [S, N]
+    y_noisy = y_noisy.to(pred.device)
+    # F.cross_entropy(logits, y, reduction="none") bit for bit: it is the NLL of the log-softmax
+    loss = -outputs.log_probs.gather(2, y_noisy.view(1, N, 1).expand(S, N, 1)).squeeze(2)  # [S, N]
     out = {
-        "loss": loss.view(S, N).mean(dim=1),
+        "loss": loss.mean(dim=1),
         "error": (pred != y_noisy).float().mean(dim=1),
     }
     if y_clean is not None:
-        y_clean = y_clean.to(logits.device)
+        y_clean = y_clean.to(pred.device)
         out["clean_error"] = (pred != y_clean).float().mean(dim=1)
         if changed is None:
             changed = y_noisy != y_clean
     if changed is not None:
-        changed = changed.to(logits.device).bool()
+        changed = changed.to(pred.device).bool()
         if changed.any():
             out["memorized"] = (pred[:, changed] == y_noisy[changed]).float().mean(dim=1)
     return out

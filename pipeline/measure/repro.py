@@ -46,10 +46,14 @@ def plane_agreement(labels: Tensor) -> float | None:
     return mean_over_pairs(plane_agreement_matrix(labels))
 
 
+def label_disagreement_matrix(labels: Tensor) -> Tensor:
+    """``[S, S]``: ΔH = mean over x of 1[label_i(x) ≠ label_j(x)] from argmax labels ``[S, N]``."""
+    return _pairwise(labels, lambda a, b: (a != b).double().mean(), diagonal=0.0)
+
+
 def disagreement_matrix(logits: Tensor) -> Tensor:
     """``[S, S]``: ΔH = mean over x of 1[argmax p_i(x) ≠ argmax p_j(x)] from ``logits [S, N, C]``."""
-    pred = logits.argmax(dim=-1)  # [S, N]
-    return _pairwise(pred, lambda a, b: (a != b).double().mean(), diagonal=0.0)
+    return label_disagreement_matrix(logits.argmax(dim=-1))
 
 
 def test_disagreement(logits: Tensor) -> float | None:
@@ -57,11 +61,27 @@ def test_disagreement(logits: Tensor) -> float | None:
     return mean_over_pairs(disagreement_matrix(logits))
 
 
+# Probabilities below exp(LOG_PROB_FLOOR) = 1.8e-35 count as that: far below what a float32 sum of
+# probabilities resolves (6e-8), and it keeps the exponential out of subnormal floats (exp(-88) and
+# less), which cost x86 cores about ten times as much per element in every op that touches them.
+LOG_PROB_FLOOR = -80.0
+
+
+def probabilities(log_probs: Tensor) -> Tensor:
+    """Softmax probabilities (fp32) from log-softmax probabilities (any shape), floored at
+    exp(LOG_PROB_FLOOR)."""
+    return log_probs.float().clamp_min(LOG_PROB_FLOOR).exp()
+
+
+def prob_l1_matrix(probs: Tensor) -> Tensor:
+    """``[S, S]``: Δ1 = mean over x of ½ Σ_k |p_i(k|x) − p_j(k|x)| from probabilities ``[S, N, C]``
+    (each point's sum and the mean over points in float64)."""
+    return _pairwise(probs, lambda a, b: 0.5 * (a - b).abs().sum(dim=-1, dtype=torch.float64).mean(), diagonal=0.0)
+
+
 def pd_l1_matrix(logits: Tensor) -> Tensor:
-    """``[S, S]``: Δ1 = mean over x of ½ Σ_k |p_i(k|x) − p_j(k|x)| (softmax probabilities) from
-    ``logits [S, N, C]``."""
-    probs = logits.double().softmax(dim=-1)  # [S, N, C]
-    return _pairwise(probs, lambda a, b: 0.5 * (a - b).abs().sum(dim=-1).mean(), diagonal=0.0)
+    """``[S, S]``: Δ1 (``prob_l1_matrix``) of the softmax probabilities of ``logits [S, N, C]``."""
+    return prob_l1_matrix(probabilities(logits.float().log_softmax(dim=-1)))
 
 
 def pd_l1(logits: Tensor) -> float | None:

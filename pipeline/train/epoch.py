@@ -26,8 +26,8 @@ import lightning as L
 import torch
 
 from ddsweep.errors import UserError
-from ddsweep.pipeline.measure.evaluate import as_logits_fn, batched_logits, eval_rows, split_metrics
-from ddsweep.pipeline.measure.repro import pd_l1, test_disagreement
+from ddsweep.pipeline.measure.evaluate import as_logits_fn, batched_logits, eval_rows, split_metrics, split_outputs
+from ddsweep.pipeline.measure.repro import label_disagreement_matrix, mean_over_pairs, prob_l1_matrix, probabilities
 from ddsweep.pipeline.store.rundir import RunDir, file_digest
 from ddsweep.pipeline.store.tracking import Tracker
 from ddsweep.pipeline.train.trainer import Interrupted, StopRequest
@@ -86,11 +86,12 @@ def bookkeeping(logits: dict[str, torch.Tensor], targets: Targets) -> dict:
     out.update({"train/loss": m["loss"], "train/error": m["error"], "train/error_clean": m["clean_error"]})
     if m.get("memorized") is not None:
         out["train/memorized"] = m["memorized"]
-    m = split_metrics(logits["test"], targets.test)
+    test = split_outputs(logits["test"])  # one log-softmax and one argmax for every test metric
+    m = split_metrics(test, targets.test)
     out.update({"test/loss": m["loss"], "test/error": m["error"]})
-    if logits["test"].shape[0] > 1:
-        out["repro/test_disagreement"] = test_disagreement(logits["test"])
-        out["repro/pd_l1"] = pd_l1(logits["test"])
+    if test.labels.shape[0] > 1:
+        out["repro/test_disagreement"] = mean_over_pairs(label_disagreement_matrix(test.labels))
+        out["repro/pd_l1"] = mean_over_pairs(prob_l1_matrix(probabilities(test.log_probs)))
     return out
 
 

@@ -4,7 +4,7 @@ from torch import nn
 
 from ddsweep.models import create_model, list_models
 from ddsweep.pipeline.measure.evaluate import (as_logits_fn, batched_logits, predict_affine, predict_labels,
-                                       split_metrics)
+                                       split_metrics, split_outputs)
 from ddsweep.pipeline.measure.margin import geometric_steps, margins
 from ddsweep.pipeline.measure.planes import predict_planes
 from ddsweep.pipeline.measure.regions import segment_counts, triangle_label_maps
@@ -83,6 +83,20 @@ def test_split_metrics_by_hand():
     torch.testing.assert_close(m["loss"], torch.stack([expected0, expected1]))
     explicit = split_metrics(logits, y_noisy, y_clean, changed=torch.tensor([0, 1, 0, 0]).bool())
     assert explicit["memorized"].tolist() == [1.0, 0.0]
+
+
+def test_split_metrics_share_one_log_softmax_and_argmax():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 300, 10, generator=g) * 20
+    y_noisy, y_clean = torch.randint(0, 10, (300,), generator=g), torch.randint(0, 10, (300,), generator=g)
+    outputs = split_outputs(logits)
+    assert torch.equal(outputs.labels, logits.argmax(-1))
+    m = split_metrics(logits, y_noisy, y_clean)
+    # the loss is F.cross_entropy's, bit for bit
+    ce = nn.functional.cross_entropy(logits.reshape(600, 10), y_noisy.repeat(2), reduction="none")
+    assert torch.equal(m["loss"], ce.view(2, 300).mean(dim=1))
+    shared = split_metrics(outputs, y_noisy, y_clean)
+    assert set(shared) == set(m) and all(torch.equal(shared[k], m[k]) for k in m)
 
 
 def test_split_metrics_without_noise_or_clean_labels():

@@ -6,8 +6,12 @@ import torch
 from ddsweep.pipeline.measure.repro import (
     disagreement_matrix,
     mean_over_pairs,
+    LOG_PROB_FLOOR,
+    label_disagreement_matrix,
     pd_l1,
     pd_l1_matrix,
+    prob_l1_matrix,
+    probabilities,
     plane_agreement,
     plane_agreement_matrix,
     test_disagreement as disagreement,  # not collected as a test
@@ -31,7 +35,7 @@ def test_class_swapped_model():
     assert disagreement(both) == 1.0  # no ties with continuous logits
     p = logits.double().softmax(-1)
     expected = (p[:, 0] - p[:, 1]).abs().mean().item()  # ½(|p0−p1| + |p1−p0|)
-    assert pd_l1(both) == pytest.approx(expected, abs=1e-12)
+    assert pd_l1(both) == pytest.approx(expected, abs=1e-7)  # fp32 probabilities, float64 sums
     labels = torch.stack([torch.zeros(2, 4, 4), torch.ones(2, 4, 4)]).long()
     assert plane_agreement(labels) == 0.0
 
@@ -64,3 +68,22 @@ def test_mean_over_pairs_with_three_models():
     assert pd_l1(onehot) == pytest.approx(0.5, abs=1e-6)
     assert mean_over_pairs(torch.tensor([[0., 1., 2.], [1., 0., 3.], [2., 3., 0.]])) == 2.0
     assert math.isclose(pd_l1_matrix(onehot)[0, 2].item(), 0.75, abs_tol=1e-6)
+
+
+def test_probabilities_floor_keeps_extreme_logits_exact():
+    # logits 300 apart: the smaller probability is exp(-300), which float32 cannot hold (0, or a
+    # subnormal on the way); floored at exp(-80) it changes the L1 difference by < 1e-34
+    logits = torch.tensor([[[300.0, 0.0], [0.0, 1.0]], [[0.0, 300.0], [0.0, 1.0]]])
+    log_probs = logits.log_softmax(-1)
+    p = probabilities(log_probs)
+    assert p.min().item() == pytest.approx(math.exp(LOG_PROB_FLOOR), rel=1e-6)
+    assert torch.equal(p[:, 1], log_probs[:, 1].exp())  # above the floor: the plain exponential
+    assert pd_l1(logits) == pytest.approx(0.5, abs=1e-7)  # point 1 differs fully, point 2 not at all
+    assert prob_l1_matrix(p)[0, 1].item() == pd_l1(logits)
+
+
+def test_label_forms_equal_the_logit_forms():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 50, 4, generator=g)
+    assert torch.equal(label_disagreement_matrix(logits.argmax(-1)), disagreement_matrix(logits))
+    assert torch.equal(prob_l1_matrix(probabilities(logits.log_softmax(-1))), pd_l1_matrix(logits))
