@@ -7,7 +7,6 @@ import contextlib
 from typing import Callable, NamedTuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 LogitsFn = Callable[[Tensor], Tensor]  # x [N, *in_shape] -> logits [S, N, C]
