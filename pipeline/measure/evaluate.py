@@ -145,11 +145,18 @@ class SplitOutputs(NamedTuple):
     labels: Tensor
 
 
+def log_softmax_classes(logits: Tensor) -> Tensor:
+    """log-softmax over the classes (last dim) of ``logits [S, N, C]``, fp32, computed on the
+    ``[S, C, N]`` view: torch's CPU kernel over a short contiguous last dim (C = 10) is ~14x slower
+    than over a strided dim (4 ms against 0.3 ms for 2 x 12,000 MNIST-1D test points). The same
+    function, equal to ``log_softmax(dim=-1)`` to float rounding; returned as a ``[S, N, C]`` view."""
+    return logits.float().transpose(-1, -2).log_softmax(dim=-2).transpose(-1, -2)
+
+
 def split_outputs(logits: Tensor) -> SplitOutputs:
     """``SplitOutputs`` of ``logits [S, N, C]``: one log-softmax and one argmax, which the loss,
     the errors, memorization and the reproducibility metrics then share."""
-    logits = logits.float()
-    return SplitOutputs(logits.log_softmax(dim=-1), logits.argmax(dim=-1))
+    return SplitOutputs(log_softmax_classes(logits), logits.float().argmax(dim=-1))
 
 
 def split_metrics(
@@ -170,7 +177,7 @@ def split_metrics(
     S, N, C = outputs.log_probs.shape
     pred = outputs.labels  # [S, N]
     y_noisy = y_noisy.to(pred.device)
-    # F.cross_entropy(logits, y, reduction="none") bit for bit: it is the NLL of the log-softmax
+    # F.cross_entropy(logits, y, reduction="none") to float rounding: the NLL of the log-softmax
     loss = -outputs.log_probs.gather(2, y_noisy.view(1, N, 1).expand(S, N, 1)).squeeze(2)  # [S, N]
     out = {
         "loss": loss.mean(dim=1),

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ddsweep.pipeline.measure.evaluate import log_softmax_classes
+
 
 def mean_over_pairs(matrix: Tensor) -> float | None:
     """Mean of the entries i < j of a pairwise matrix ``[S, S]``; None when S = 1."""
@@ -81,7 +83,7 @@ def prob_l1_matrix(probs: Tensor) -> Tensor:
 
 def pd_l1_matrix(logits: Tensor) -> Tensor:
     """``[S, S]``: Δ1 (``prob_l1_matrix``) of the softmax probabilities of ``logits [S, N, C]``."""
-    return prob_l1_matrix(probabilities(logits.float().log_softmax(dim=-1)))
+    return prob_l1_matrix(probabilities(log_softmax_classes(logits)))
 
 
 def pd_l1(logits: Tensor) -> float | None:

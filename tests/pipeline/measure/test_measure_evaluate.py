@@ -4,7 +4,7 @@ from torch import nn
 
 from ddsweep.models import create_model, list_models
 from ddsweep.pipeline.measure.evaluate import (as_logits_fn, batched_logits, predict_affine, predict_labels,
-                                       split_metrics, split_outputs)
+                                       log_softmax_classes, split_metrics, split_outputs)
 from ddsweep.pipeline.measure.margin import geometric_steps, margins
 from ddsweep.pipeline.measure.planes import predict_planes
 from ddsweep.pipeline.measure.regions import segment_counts, triangle_label_maps
@@ -92,9 +92,10 @@ def test_split_metrics_share_one_log_softmax_and_argmax():
     outputs = split_outputs(logits)
     assert torch.equal(outputs.labels, logits.argmax(-1))
     m = split_metrics(logits, y_noisy, y_clean)
-    # the loss is F.cross_entropy's, bit for bit
+    # the loss is F.cross_entropy's (to float rounding: the log-softmax runs on the [S, C, N] view)
     ce = nn.functional.cross_entropy(logits.reshape(600, 10), y_noisy.repeat(2), reduction="none")
-    assert torch.equal(m["loss"], ce.view(2, 300).mean(dim=1))
+    torch.testing.assert_close(m["loss"], ce.view(2, 300).mean(dim=1), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(outputs.log_probs, logits.log_softmax(-1), rtol=1e-6, atol=1e-5)
     shared = split_metrics(outputs, y_noisy, y_clean)
     assert set(shared) == set(m) and all(torch.equal(shared[k], m[k]) for k in m)
 
@@ -202,3 +203,13 @@ def test_evaluation_in_capped_calls_gives_the_same_metrics():
     for split in ("train", "test"):
         torch.testing.assert_close(capped[split], whole[split], rtol=1e-5, atol=1e-6)
         assert torch.equal(capped[split].argmax(-1), whole[split].argmax(-1))
+
+
+@pytest.mark.parametrize("classes", [2, 10, 100])
+def test_log_softmax_classes_is_log_softmax(classes):
+    g = torch.Generator().manual_seed(classes)
+    logits = torch.randn(3, 1001, classes, generator=g, dtype=torch.float64) * 30
+    out = log_softmax_classes(logits)
+    assert out.dtype == torch.float32 and out.shape == logits.shape
+    torch.testing.assert_close(out, logits.float().log_softmax(-1), rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(3, 1001), rtol=0, atol=1e-5)
