@@ -1,5 +1,5 @@
 """Double-descent recipe search: batched-seed training (S models at once via bmm)."""
-import argparse, json, math, time, sys
+import argparse, json, math, time
 import numpy as np, torch
 import torch.nn.functional as F
 torch.set_num_threads(1)

@@ -14,7 +14,7 @@ from ddsweep.errors import ConfigError
 from ddsweep.pipeline.measure.evaluate import as_logits_fn
 from ddsweep.pipeline.measure.margin import (dbviz_average, dbviz_steps, direction_margins, draw_directions,
                                      geometric_steps, margin_summary, margins)
-from ddsweep.pipeline.measure.planes import PlaneGrid, predict_planes
+from ddsweep.pipeline.measure.planes import predict_planes
 from ddsweep.pipeline.measure.regions import count_regions_batch, segment_counts, summarize, triangle_counts
 from ddsweep.pipeline.measure.repro import plane_agreement
 from ddsweep.pipeline.measure.triplets import check_family, draw_pairs, draw_triplets
