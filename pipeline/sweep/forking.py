@@ -42,14 +42,18 @@ def preload(configs=()) -> None:
     """Import what every point imports, once, before the first fork (no torch op runs here, so no
     thread pool exists to be lost in the children), and generate the cached datasets of `configs`
     (the points' training configs) once, in a child of this process: the points then read them
-    from the cache instead of the first ones each generating them at the same time."""
-    for name in PRELOAD:
-        importlib.import_module(name)
+    from the cache instead of the first ones each generating them at the same time. The child
+    starts first, so the generation runs on another core while this process imports."""
     datasets = {}
     for cfg in configs:
         datasets.setdefault((cfg.data.name, repr(sorted(cfg.data.options.items()))), (cfg.data.name, cfg.data.options))
-    if datasets:
-        _in_child(_cache_datasets, list(datasets.values()))
+    child = _start_child(_cache_datasets, list(datasets.values())) if datasets else None
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+    finally:
+        if child is not None:
+            _wait(child)
 
 
 def _cache_datasets(datasets: list[tuple[str, dict]]) -> None:
@@ -63,15 +67,20 @@ def _cache_datasets(datasets: list[tuple[str, dict]]) -> None:
             pass  # the point that needs it says what is wrong, in its own log
 
 
-def _in_child(fn, *args) -> int:
-    """fn(*args) in a forked child, waited for: its torch ops (and thread pools) stay out of the engine."""
+def _start_child(fn, *args) -> int:
+    """fn(*args) in a forked child (its torch ops and thread pools stay out of the engine); its pid."""
     def body() -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, signal.SIG_DFL)  # not the engine's handlers
         fn(*args)
         return 0
 
-    _, status = os.waitpid(_fork(body), 0)
+    return _fork(body)
+
+
+def _wait(pid: int) -> int:
+    """The exit code of child `pid`, once it ended."""
+    _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
 

@@ -62,3 +62,22 @@ def test_preload_generates_the_datasets_in_a_child_not_in_the_engine(tmp_path, m
     preload([load_config(None, ["--data.name=mnist1d", "--data.num_samples=100"])])
     written = pids.read_text().split()
     assert len(written) == 1 and int(written[0]) != os.getpid()
+
+
+def test_preload_starts_the_dataset_child_before_importing(tmp_path, monkeypatch):
+    """The generation overlaps the engine's imports (another core) instead of following them."""
+    from ddsweep.data import sources
+    from ddsweep.pipeline.config import load_config
+    from ddsweep.pipeline.sweep import forking
+
+    configs = [load_config(None, ["--data.name=mnist1d", "--data.num_samples=100"])]
+    order = []
+    start_child = forking._start_child
+    monkeypatch.setattr(forking, "_start_child", lambda *a: order.append("child") or start_child(*a))
+    monkeypatch.setattr(forking.importlib, "import_module", lambda name: order.append(name))
+    monkeypatch.setattr(sources, "cache_source", lambda name, **options: None)
+    forking.preload(configs)
+    assert order == ["child", *forking.PRELOAD]
+    order.clear()
+    forking.preload([])  # nothing to generate: no child
+    assert order == list(forking.PRELOAD)
