@@ -156,7 +156,8 @@ def log_softmax_classes(logits: Tensor) -> Tensor:
 def split_outputs(logits: Tensor) -> SplitOutputs:
     """``SplitOutputs`` of ``logits [S, N, C]``: one log-softmax and one argmax, which the loss,
     the errors, memorization and the reproducibility metrics then share."""
-    return SplitOutputs(log_softmax_classes(logits), logits.float().argmax(dim=-1))
+    logits = logits.float()  # once: log_softmax_classes' own .float() is then a no-op
+    return SplitOutputs(log_softmax_classes(logits), logits.argmax(dim=-1))
 
 
 def split_metrics(
