@@ -67,6 +67,26 @@ def test_parallel_layers_match_their_plain_counterparts():
         torch.testing.assert_close(ln(v)[s], F.layer_norm(v[s], (5,), ln.weight[s], ln.bias[s]))
 
 
+@pytest.mark.parametrize("din, dout, n", [(7, 7, 100), (7, 10, 256), (64, 8, 1797), (40, 300, 218)])
+def test_identical_copies_compute_bitwise_identical_results(din, dout, n):
+    # With 7 inputs and MKL's default mode, copy 1's weight gradient (at an offset in each tensor)
+    # rounds differently from copy 0's; ddsweep sets MKL_CBWR=AUTO,STRICT on import, so the copies
+    # agree bit for bit, as a fused run must with the same runs trained apart.
+    import os
+
+    assert os.environ.get("MKL_CBWR") == "AUTO,STRICT"
+    lin = PLinear(2, din, dout)
+    g = torch.Generator().manual_seed(0)
+    lin.init_copy_(0, g)
+    with torch.no_grad():
+        lin.weight[1], lin.bias[1] = lin.weight[0], lin.bias[0]
+    x = randn(1, n, din).expand(2, n, din).contiguous().requires_grad_()
+    y = lin(x)
+    y.backward(randn(1, n, dout).expand(2, n, dout))
+    for t in (y, lin.weight.grad, lin.bias.grad, x.grad):
+        assert torch.equal(t[0], t[1])
+
+
 def test_batch_norm_statistics_update_in_place_per_copy():
     bn = PBatchNorm2d(2, 3)
     bn.init_copy_(0, torch.Generator())
