@@ -22,6 +22,8 @@ CASES = {
                        "ratio_seedlist_vs_fused"),
 }
 
+DIFFERENCES = {"epoch_s_planes", "epoch_s_pictures"}
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(CASES))
@@ -35,7 +37,11 @@ def test_quick_benchmark_ends_with_a_json_line(script, tmp_path):
     for key in CASES[script]:
         assert H.finite_positive(last[key]), (key, last[key])
     details = last.get("per_point") or last.get("per_width")
-    assert details and all(math.isfinite(v) and v > 0 for d in details for k, v in d.items() if k.startswith("epoch_s"))
+    times = [(k, v) for d in details or [] for k, v in d.items() if k.startswith("epoch_s")]
+    assert times and all(math.isfinite(v) for k, v in times), times
+    # a measured epoch takes time; a cost measured as the difference of two timings
+    # (bench_measure's planes and pictures) may come out at or below zero at --quick sizes
+    assert all(v > 0 for k, v in times if k not in DIFFERENCES), times
 
 
 def test_the_cpu_grid_is_the_demo_sweep_expanded():
