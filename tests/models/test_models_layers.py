@@ -1,5 +1,7 @@
 """The building blocks: SmeLU, activations, channel rounding, layouts and the parallel layers."""
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -72,8 +74,6 @@ def test_identical_copies_compute_bitwise_identical_results(din, dout, n):
     # With 7 inputs and MKL's default mode, copy 1's weight gradient (at an offset in each tensor)
     # rounds differently from copy 0's; ddsweep sets MKL_CBWR=AUTO,STRICT on import, so the copies
     # agree bit for bit, as a fused run must with the same runs trained apart.
-    import os
-
     if os.environ.get("MKL_CBWR") != "AUTO,STRICT":  # ddsweep keeps a value the environment set
         pytest.skip(f"MKL_CBWR={os.environ.get('MKL_CBWR')!r} set by the environment")
     lin = PLinear(2, din, dout)
