@@ -162,11 +162,16 @@ class PLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(copies, out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # [S or 1, N, in], the MLPs' layout: no reshapes (each one an autograd node)
+            return self._matmul(x.expand(self.copies, -1, -1) if x.shape[0] != self.copies else x)
         middle = x.shape[1:-1]
         x = x.reshape(x.shape[0], -1, self.in_features).expand(self.copies, -1, -1)  # [S, N, in]
+        return self._matmul(x).reshape(self.copies, *middle, self.out_features)  # [S, *, out]
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """[S, N, in] -> [S, N, out]: x @ W_s^T + b_s per copy, one batched matmul."""
         wt = self.weight.transpose(1, 2)  # [S, in, out]
-        y = torch.bmm(x, wt) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), x, wt)
-        return y.reshape(self.copies, *middle, self.out_features)  # [S, *, out]
+        return torch.bmm(x, wt) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), x, wt)
 
     @torch.no_grad()
     def init_copy_(self, s: int, g: torch.Generator) -> None:

@@ -69,6 +69,28 @@ def test_parallel_layers_match_their_plain_counterparts():
         torch.testing.assert_close(ln(v)[s], F.layer_norm(v[s], (5,), ln.weight[s], ln.bias[s]))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("copies_in", [2, 1])
+def test_linear_3d_path_equals_the_general_path_bitwise(bias, copies_in):
+    # A 3-D input [S or 1, N, in] (the MLPs) skips the reshapes of the general path; it must compute
+    # the same outputs and gradients, bit for bit, as an input with a middle dim [S or 1, N, 1, in].
+    lin = PLinear(2, 5, 6, bias=bias)
+    g = torch.Generator().manual_seed(0)
+    for s in range(2):
+        lin.init_copy_(s, g)
+    grads = []
+    for shape in ((copies_in, 7, 5), (copies_in, 7, 1, 5)):
+        lin.zero_grad(set_to_none=True)
+        x = randn(copies_in, 7, 5).reshape(shape).requires_grad_()
+        y = lin(x)
+        assert y.shape == (2, *shape[1:-1], 6)
+        y.backward(randn(2, 7, 6).reshape(y.shape))
+        grads.append([y.reshape(2, 7, 6), x.grad.reshape(copies_in, 7, 5)]
+                     + [p.grad for p in lin.parameters()])
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("din, dout, n", [(7, 7, 100), (7, 10, 256), (64, 8, 1797), (40, 300, 218)])
 def test_identical_copies_compute_bitwise_identical_results(din, dout, n):
     # With 7 inputs and MKL's default mode, copy 1's weight gradient (at an offset in each tensor)
