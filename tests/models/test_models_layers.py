@@ -78,16 +78,16 @@ def test_linear_3d_path_equals_the_general_path_bitwise(bias, copies_in):
     g = torch.Generator().manual_seed(0)
     for s in range(2):
         lin.init_copy_(s, g)
-    grads = []
+    results = []  # per input shape: output, input gradient, parameter gradients
     for shape in ((copies_in, 7, 5), (copies_in, 7, 1, 5)):
         lin.zero_grad(set_to_none=True)
         x = randn(copies_in, 7, 5).reshape(shape).requires_grad_()
         y = lin(x)
         assert y.shape == (2, *shape[1:-1], 6)
         y.backward(randn(2, 7, 6).reshape(y.shape))
-        grads.append([y.reshape(2, 7, 6), x.grad.reshape(copies_in, 7, 5)]
+        results.append([y.reshape(2, 7, 6), x.grad.reshape(copies_in, 7, 5)]
                      + [p.grad for p in lin.parameters()])
-    for a, b in zip(*grads):
+    for a, b in zip(*results):
         assert torch.equal(a, b)
 
 
