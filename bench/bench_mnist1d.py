@@ -27,12 +27,22 @@ ddsweep pays a fixed cost per sweep that a plain loop in an already running proc
 engine's imports (torch, Lightning, W&B: about 10 s here) before its first point; so its ratio
 grows with the epoch count towards the ratio per epoch.
 
+Per width, a second table says where each side's time goes: ddsweep's seconds are the worker
+seconds of that width's job (the sweep's state.json: its process from fork to exit, a fused group
+counted once) over its models and the workers (what a model costs while every worker is busy), the
+references' the seconds of that width's models over their count. Where a step is host overhead (small
+widths) the fused seeds share it; where it is arithmetic (large widths) both sides do the same
+arithmetic per model, and ddsweep's gain is at most its workers' cores over the reference's
+multi-threaded speed-up.
+
 Last line: one JSON object with the seconds per model of each side and `ratio_per_model`
-(reference seconds per model / ddsweep seconds per model: >1 means ddsweep is faster).
+(reference seconds per model / ddsweep seconds per model: >1 means ddsweep is faster), and
+`per_width` (per width: each side's seconds per model as in the second table).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -92,7 +102,23 @@ def points(params: dict) -> list[dict]:
     return [{**fixed, "model.width": w, "data.noise.rate": r} for w in params["model.width"]["values"] for r in rates]
 
 
-def time_ddsweep(params: dict, workers: int) -> float:
+def job_seconds(state: dict) -> dict[int, float]:
+    """Worker seconds per width from a finished sweep's state.json: each job once (a fused group's
+    points all record their group's seconds)."""
+    out: dict[int, float] = {}
+    seen: set = set()
+    for point in state["points"]:
+        job = tuple(point.get("fused_with") or [point["id"]])
+        if job in seen:
+            continue
+        seen.add(job)
+        width = int(point["params"]["model.width"])
+        out[width] = out.get(width, 0.0) + float(point["seconds"])
+    return out
+
+
+def time_ddsweep(params: dict, workers: int) -> tuple[float, dict[int, float]]:
+    """(seconds of the whole command, worker seconds per width)."""
     with tempfile.TemporaryDirectory(prefix="ddsweep-bench-mnist1d-") as tmp:
         spec = {"name": "bench-mnist1d", "program": "ddsweep", "command": ["ddsweep", "train", "${args}"],
                 "method": "grid", "parameters": params}
@@ -105,27 +131,40 @@ def time_ddsweep(params: dict, workers: int) -> float:
         seconds = time.perf_counter() - start
         if res.returncode != 0:
             sys.exit(f"bench_mnist1d: the sweep failed (exit {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-        return seconds
+        return seconds, job_seconds(json.loads((Path(tmp) / "sweep" / "state.json").read_text()))
 
 
-def time_reference(pts: list[dict], epochs: int, side: str) -> tuple[float, int]:
-    """(seconds, models) of a plain loop over every point and seed, one after the other."""
+def time_reference(pts: list[dict], epochs: int, side: str) -> tuple[float, int, dict[int, float]]:
+    """(seconds, models, seconds per width) of a plain loop over every point and seed, one after the other."""
     from bench.reference import train_reference, train_tensor_loop
     from ddsweep.pipeline.train.run import prepare_data
 
     loop = {"dataloader": train_reference, "tensor": train_tensor_loop,
             "tensor_train_eval": lambda *a: train_tensor_loop(*a, eval_train=True)}[side]
-    start, models, data = time.perf_counter(), 0, {}
+    start, models, data, per_width = time.perf_counter(), 0, {}, {}
     for point in pts:
         cfg = H.make_config(point)
         key = cfg.data.noise.rate
         if key not in data:  # the data is generated once per noise level, as a script would
             data[key] = prepare_data(cfg)
         dataset, labels, _ = data[key]
+        begin = time.perf_counter()
         for seed in cfg.seeds:
             loop(cfg, dataset, labels.noisy, seed, epochs)
             models += 1
-    return time.perf_counter() - start, models
+        width = point["model.width"]
+        per_width[width] = per_width.get(width, 0.0) + time.perf_counter() - begin
+    return time.perf_counter() - start, models, per_width
+
+
+def per_width_table(pts: list[dict], workers: int, widths: dict[str, dict[int, float]]) -> dict:
+    """{width: {side: seconds per model}}: ddsweep's worker seconds over its models and workers,
+    each reference's seconds over its models (module docstring)."""
+    models = {}
+    for point in pts:
+        models[point["model.width"]] = models.get(point["model.width"], 0) + len(point["seeds"])
+    return {w: {side: seconds[w] / n / (workers if side == "ddsweep" else 1) for side, seconds in widths.items()}
+            for w, n in sorted(models.items())}
 
 
 def main(argv=None) -> int:
@@ -136,22 +175,31 @@ def main(argv=None) -> int:
     models = len(pts) * seeds
     print(f"bench_mnist1d: {len(pts)} points x {seeds} seeds = {models} models, {args.epochs} epochs each, "
           f"device {H.device_name()}", flush=True)
-    seconds = {"ddsweep": time_ddsweep(params, args.workers)}
+    widths: dict[str, dict[int, float]] = {}
+    seconds = {}
+    seconds["ddsweep"], widths["ddsweep"] = time_ddsweep(params, args.workers)
     print(f"  ddsweep sweep --local --workers {args.workers}: {seconds['ddsweep']:.1f} s", flush=True)
     for side in SIDES:
         if side in args.skip.split(","):
             continue
-        seconds[side], trained = time_reference(pts, args.epochs, side)
+        seconds[side], trained, widths[side] = time_reference(pts, args.epochs, side)
         assert trained == models
         print(f"  plain loop ({side}): {seconds[side]:.1f} s", flush=True)
     per_model = {k: v / models for k, v in seconds.items()}
     ratio = {k: per_model[k] / per_model["ddsweep"] for k in per_model if k != "ddsweep"}
     H.print_table(["side", "seconds", "s per model", "ratio"],
                   [[k, f"{seconds[k]:.1f}", f"{per_model[k]:.2f}", f"{ratio.get(k, 1.0):.2f}x"] for k in seconds])
+    table = per_width_table(pts, args.workers, widths)
+    refs = [k for k in widths if k != "ddsweep"]
+    H.print_table(["width", f"ddsweep s/model (/{args.workers} workers)"] + [f"{k} s/model" for k in refs]
+                  + [f"{k} ratio" for k in refs],
+                  [[w, f"{row['ddsweep']:.3f}"] + [f"{row[k]:.3f}" for k in refs]
+                   + [f"{row[k] / row['ddsweep']:.2f}x" for k in refs] for w, row in table.items()],
+                  title="per width (ddsweep: its job's worker seconds over its models and the workers):")
     H.emit_json({"bench": "mnist1d_mlp", "device": H.device_name(), "models": models, "epochs": args.epochs,
                  "widths": params["model.width"]["values"], "noise": sorted({p["data.noise.rate"] for p in pts}),
                  "workers": args.workers, "seconds": seconds, "seconds_per_model": per_model,
-                 "ratio_per_model": ratio, "target": TARGET, "goal": GOAL,
+                 "ratio_per_model": ratio, "per_width": table, "target": TARGET, "goal": GOAL,
                  "meets_target": {k: r >= TARGET for k, r in ratio.items()}})
     return 0
 

@@ -32,6 +32,20 @@ def test_the_grid_is_the_preset_shortened_with_planes_off():
         B.sweep_parameters(B.parse_args(["--widths", "5"]))  # not a width of the preset
 
 
+def test_per_width_seconds_count_each_job_once_and_divide_by_models_and_workers():
+    group = ["p000", "p001"]  # one fused job of width 2 (two noise levels), its seconds in both records
+    state = {"points": [
+        {"id": "p000", "params": {"model.width": 2}, "seconds": 10.0, "fused_with": group},
+        {"id": "p001", "params": {"model.width": 2}, "seconds": 10.0, "fused_with": group},
+        {"id": "p002", "params": {"model.width": 300}, "seconds": 7.0, "fused_with": None},
+        {"id": "p003", "params": {"model.width": 300}, "seconds": 5.0, "fused_with": None}]}
+    assert B.job_seconds(state) == {2: 10.0, 300: 12.0}
+    pts = [{"model.width": 2, "seeds": [0, 1]}, {"model.width": 2, "seeds": [0, 1]},
+           {"model.width": 300, "seeds": [0, 1]}, {"model.width": 300, "seeds": [0, 1]}]
+    table = B.per_width_table(pts, 2, {"ddsweep": {2: 10.0, 300: 12.0}, "tensor": {2: 8.0, 300: 20.0}})
+    assert table == {2: {"ddsweep": 10.0 / 4 / 2, "tensor": 8.0 / 4}, 300: {"ddsweep": 12.0 / 4 / 2, "tensor": 20.0 / 4}}
+
+
 def test_the_tensor_loop_trains_the_same_network():
     from ddsweep.pipeline.train.run import prepare_data
 
@@ -52,3 +66,6 @@ def test_quick_benchmark_ends_with_a_json_line(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["models"] == 4 and set(out["ratio_per_model"]) == set(B.SIDES)
     assert all(v > 0 and math.isfinite(v) for v in out["seconds"].values())
+    assert set(out["per_width"]) == {"2", "36"}
+    assert all(set(row) == {"ddsweep", *B.SIDES} and all(v > 0 and math.isfinite(v) for v in row.values())
+               for row in out["per_width"].values())
